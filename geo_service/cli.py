@@ -1,0 +1,228 @@
+"""The ``geo-service`` command line. Each command calls the same domain services as the web API."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from geo_service.cluster import ClusterError, PrivateCluster
+from geo_service.layers import LayerDeclarationError, LayerRegistry
+from geo_service.settings import Settings
+
+
+class _State:
+    """Settings and registry, built once per invocation, lazily so ``--help`` needs no database."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._registry: LayerRegistry | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings()
+        return self._settings
+
+    @property
+    def registry(self) -> LayerRegistry:
+        if self._registry is None:
+            self._registry = LayerRegistry.from_dir(self.settings.layers_dir)
+        return self._registry
+
+    def engine(self):
+        from geo_service.db import make_engine
+
+        return make_engine(self.settings, pool_size=2)
+
+
+pass_state = click.make_pass_decorator(_State, ensure=True)
+
+
+def fail(message: str) -> None:
+    click.secho(f"Erreur : {message}", fg="red", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Service géographique Lot numérique : base partagée des infrastructures et services numériques."""
+
+
+# --- database ---------------------------------------------------------------------------------
+@cli.group()
+def db() -> None:
+    """Base de données : cluster PostGIS privé (.pgdata/) et migrations."""
+
+
+def _cluster(state: _State) -> PrivateCluster:
+    if not state.settings.uses_private_cluster:
+        fail("GEO_SERVICE_DATABASE_URL est défini : le cluster privé n'est pas utilisé.")
+    return PrivateCluster(state.settings.cluster)
+
+
+@db.command("up")
+@pass_state
+def db_up(state: _State) -> None:
+    """Crée et démarre le cluster PostgreSQL/PostGIS privé (sans effet s'il tourne déjà)."""
+    if not state.settings.uses_private_cluster:
+        click.echo("GEO_SERVICE_DATABASE_URL est défini : base existante utilisée, rien à démarrer.")
+        return
+    try:
+        click.echo(_cluster(state).up())
+    except ClusterError as exc:
+        fail(str(exc))
+
+
+@db.command("down")
+@pass_state
+def db_down(state: _State) -> None:
+    """Arrête le cluster privé."""
+    try:
+        click.echo(_cluster(state).down())
+    except ClusterError as exc:
+        fail(str(exc))
+
+
+@db.command("status")
+@pass_state
+def db_status(state: _State) -> None:
+    """Dit si le cluster privé tourne, où, et la version du schéma."""
+    if not state.settings.uses_private_cluster:
+        click.echo("Base externe (GEO_SERVICE_DATABASE_URL).")
+    else:
+        status = _cluster(state).status()
+        click.echo(status.message)
+        if not status.running:
+            return
+    from geo_service.db import current_revision
+
+    try:
+        click.echo(f"Schéma : révision {current_revision(state.settings) or 'aucune (lancez db migrate)'}")
+    except Exception as exc:  # noqa: BLE001 - status must report, not crash
+        click.echo(f"Base injoignable : {exc}")
+
+
+@db.command("migrate")
+@pass_state
+def db_migrate(state: _State) -> None:
+    """Applique les migrations Alembic jusqu'à la dernière."""
+    from geo_service.db import migrate
+
+    state.registry  # noqa: B018 - validate layer files before touching the schema
+    migrate(state.settings)
+    click.echo("Schéma à jour.")
+
+
+@db.command("revision")
+@click.option("-m", "--message", required=True, help="Objet de la migration, ex. « ajout couche x »")
+@pass_state
+def db_revision(state: _State, message: str) -> None:
+    """Écrit une migration pour les couches ajoutées ou modifiées dans layers/."""
+    from geo_service.db import new_revision
+
+    new_revision(state.settings, message)
+
+
+# --- layers -----------------------------------------------------------------------------------
+@cli.group()
+def layers() -> None:
+    """Déclarations de couches (dossier layers/)."""
+
+
+@layers.command("check")
+@pass_state
+def layers_check(state: _State) -> None:
+    """Valide chaque fichier de couche et les liste."""
+    for layer in state.registry:
+        click.echo(f"{layer.id:22} {layer.geometry:13} {len(layer.fields):3} champs  {layer.title}")
+    click.echo(f"{len(state.registry)} couches valides.")
+
+
+# --- data -------------------------------------------------------------------------------------
+@cli.group()
+def load() -> None:
+    """Chargement des données de référence."""
+
+
+@load.command("boundaries")
+@click.option("--from", "from_dir", type=click.Path(path_type=Path), help="Dossier de fichiers GeoJSON.")
+@click.option("--from-api", is_flag=True, help="Télécharger les limites actuelles depuis geo.api.gouv.fr.")
+@click.option("--if-empty", is_flag=True, help="Ne rien faire si des communes sont déjà chargées.")
+@pass_state
+def load_boundaries(state: _State, from_dir: Path | None, from_api: bool, if_empty: bool) -> None:
+    """Charge les communes et les EPCI du territoire (remplace les précédents)."""
+    from geo_service.services import boundaries
+
+    settings = state.settings
+    if from_dir and from_api:
+        fail("choisissez --from DOSSIER ou --from-api, pas les deux")
+    if not from_dir and not from_api:
+        from_dir = settings.resolved_boundaries_dir()
+        from_api = from_dir is None
+    with state.engine().begin() as conn:
+        if if_empty and boundaries.commune_count(conn) > 0:
+            click.echo("Limites déjà chargées : rien à faire.")
+            return
+        try:
+            if from_api:
+                click.echo(f"Téléchargement des limites depuis {settings.boundaries_api_url}…")
+                report = boundaries.load_from_api(conn, settings.territory, settings.boundaries_api_url)
+            else:
+                click.echo(f"Lecture des limites dans {from_dir}…")
+                report = boundaries.load_from_dir(conn, settings.territory, from_dir)
+        except boundaries.BoundaryError as exc:
+            fail(str(exc))
+    click.echo(report.summary())
+
+
+@cli.command("demo")
+@click.option("--seed", default=46, show_default=True, help="Graine du générateur (même graine, mêmes données).")
+@click.option("--if-empty", is_flag=True, help="Ne rien faire si le territoire de démonstration existe déjà.")
+@pass_state
+def demo(state: _State, seed: int, if_empty: bool) -> None:
+    """Génère le territoire de démonstration (données synthétiques, remplace seulement les lignes de démo)."""
+    from geo_service.services import demo as demo_service
+
+    with state.engine().begin() as conn:
+        if if_empty and demo_service.demo_present(conn):
+            click.echo("Territoire de démonstration déjà présent : rien à faire.")
+            return
+        try:
+            report = demo_service.generate(conn, state.registry, state.settings.territory, seed=seed,
+                                           progress=lambda msg: click.echo(f"  {msg}"))
+        except demo_service.DemoError as exc:
+            fail(str(exc))
+    click.echo(report.summary())
+
+
+# --- serving ----------------------------------------------------------------------------------
+@cli.command("serve")
+@click.option("--host", default=None, help="Adresse d'écoute (défaut : 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (défaut : 8000).")
+@click.option("--workers", default=1, show_default=True)
+@pass_state
+def serve(state: _State, host: str | None, port: int | None, workers: int) -> None:
+    """Sert l'API et la carte (http://127.0.0.1:8000/map)."""
+    import uvicorn
+
+    try:
+        state.registry  # noqa: B018 - refuse to start on a bad layer file
+    except LayerDeclarationError as exc:
+        fail(str(exc))
+    uvicorn.run("geo_service.main:app_from_environment", factory=True,
+                host=host or state.settings.host, port=port or state.settings.port,
+                workers=workers, proxy_headers=False)
+
+
+def main() -> None:
+    """Entry point: known errors end with a French message and exit code 1, not a traceback."""
+    try:
+        cli()
+    except (LayerDeclarationError, ClusterError) as exc:
+        fail(str(exc))
+
+
+if __name__ == "__main__":
+    main()

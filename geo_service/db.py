@@ -1,0 +1,45 @@
+"""Database access: the SQLAlchemy engine and Alembic migrations, both built from the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine
+
+from geo_service.settings import Settings
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(settings: Settings, **kwargs) -> Engine:
+    """One engine per process; connections are pooled and checked before use."""
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 10)
+    return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config(settings: Settings) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
+    # env.py reads the layer folder from here so that migrations and service see the same layers.
+    config.attributes["settings"] = settings
+    return config
+
+
+def migrate(settings: Settings, revision: str = "head") -> None:
+    command.upgrade(alembic_config(settings), revision)
+
+
+def new_revision(settings: Settings, message: str) -> None:
+    """Write a migration for what changed in ``layers/`` since the last one (Alembic autogenerate)."""
+    command.revision(alembic_config(settings), message=message, autogenerate=True)
+
+
+def current_revision(settings: Settings) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with make_engine(settings, pool_size=1).connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()

@@ -1,0 +1,106 @@
+"""Test session: a real PostGIS database, migrated, with the territory's boundaries and the demo loaded once.
+
+The database is ``geo_service_test`` in the private cluster (started if needed), or the one named by
+``GEO_SERVICE_TEST_DATABASE_URL``. Each test that takes ``conn`` runs inside a transaction that is rolled
+back, so tests never see each other's writes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Connection, Engine
+
+from geo_service.cluster import PrivateCluster, create_database
+from geo_service.db import make_engine, migrate
+from geo_service.layers import LayerRegistry
+from geo_service.settings import PROJECT_ROOT, Settings
+
+TEST_OUTPUT = PROJECT_ROOT / "test-output"
+SHARED_LOT = PROJECT_ROOT.parent / "shared" / "data" / "lot"
+
+
+def _test_settings() -> Settings:
+    url = os.environ.get("GEO_SERVICE_TEST_DATABASE_URL")
+    if url:
+        return Settings(database_url=url, mode="test")
+    base = Settings(mode="test")
+    name = os.environ.get("GEO_SERVICE_TEST_DATABASE", "geo_service_test")
+    cluster = PrivateCluster(base.cluster)
+    cluster.up()
+    create_database(cluster.connect, name, drop_first=True)
+    socket_dir = cluster.data_dir.resolve()
+    return Settings(
+        mode="test",
+        database_url=f"postgresql://{cluster.owner}@/{name}?host={socket_dir}&port={cluster.port}",
+    )
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return _test_settings()
+
+
+@pytest.fixture(scope="session")
+def registry(settings: Settings) -> LayerRegistry:
+    return LayerRegistry.from_dir(settings.layers_dir)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings) -> Iterator[Engine]:
+    migrate(settings)
+    engine = make_engine(settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def boundaries_dir() -> Path:
+    if not (SHARED_LOT / "communes-46.geojson").exists():
+        pytest.fail(f"boundary files missing in {SHARED_LOT}")
+    return SHARED_LOT
+
+
+@pytest.fixture(scope="session")
+def loaded_boundaries(engine: Engine, settings: Settings, boundaries_dir: Path) -> Engine:
+    """The engine, once the territory's communes and EPCI are loaded (committed)."""
+    from geo_service.services import boundaries
+
+    with engine.begin() as conn:
+        boundaries.load_from_dir(conn, settings.territory, boundaries_dir)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def demo_territory(loaded_boundaries: Engine, registry: LayerRegistry, settings: Settings):
+    """The engine, once the demo territory (seed 46) is generated (committed); returns the demo report."""
+    from geo_service.services import demo
+
+    with loaded_boundaries.begin() as conn:
+        return demo.generate(conn, registry, settings.territory, seed=46)
+
+
+@pytest.fixture
+def conn(engine: Engine) -> Iterator[Connection]:
+    """A connection inside a transaction rolled back after the test."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            yield connection
+        finally:
+            transaction.rollback()
+
+
+@pytest.fixture(scope="session")
+def test_output() -> Path:
+    TEST_OUTPUT.mkdir(exist_ok=True)
+    return TEST_OUTPUT
+
+
+def raw_connection(settings: Settings) -> psycopg.Connection:
+    """A plain psycopg connection to the test database (for checks that bypass SQLAlchemy)."""
+    return psycopg.connect(settings.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://"))

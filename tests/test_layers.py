@@ -1,0 +1,95 @@
+"""Layer declarations: every file valid, broken ones rejected naming the file and the field."""
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+
+from geo_service.layers import LayerDeclarationError, LayerRegistry, load_layer_file
+from geo_service.settings import PROJECT_ROOT
+from geo_service.tables import build_metadata
+
+LAYERS_DIR = PROJECT_ROOT / "layers"
+DESIGN_LAYERS = {"communes", "epci", "premises", "ftth_cabinets", "med_sites", "mobile_masts",
+                 "white_zones", "wifi_hotspots", "third_places", "digital_help_places"}
+
+
+def test_every_layer_file_is_valid():
+    registry = LayerRegistry.from_dir(LAYERS_DIR)
+    assert DESIGN_LAYERS <= set(registry.ids)
+    for layer in registry:
+        assert layer.title and layer.attribution and layer.licence
+        assert layer.fields, layer.id
+
+
+def test_editable_layers_carry_provenance_and_version():
+    metadata = build_metadata(LayerRegistry.from_dir(LAYERS_DIR))
+    for name in ("premises", "wifi_hotspots", "third_places"):
+        columns = set(metadata.tables[name].c.keys())
+        assert {"source", "licence", "source_date", "updated_by", "updated_at", "version",
+                "validation_state", "demo"} <= columns
+    assert "version" not in metadata.tables["communes"].c
+
+
+def _write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+GOOD = """
+id: bornes
+title: Bornes
+description: test
+geometry: Point
+attribution: test
+licence: test
+fields:
+  - {name: code_insee, type: string, label: Code}
+  - name: statut
+    type: string
+    label: Statut
+    codes: [{value: a, label: A}, {value: b, label: B}]
+style: {color: "#112233", by: statut}
+popup: [statut]
+"""
+
+
+def test_a_minimal_declaration_loads(tmp_path):
+    layer = load_layer_file(_write(tmp_path, "bornes", GOOD))
+    assert layer.field("statut").code_label("b") == "B"
+
+
+@pytest.mark.parametrize(
+    ("broken", "location"),
+    [
+        (GOOD.replace("type: string, label: Code", "type: texte, label: Code"), "fields[code_insee].type"),
+        (GOOD.replace("{value: b, label: B}", "{value: a, label: B}"), "fields[statut]"),
+        (GOOD.replace("popup: [statut]", "popup: [inconnu]"), "popup"),
+        (GOOD.replace('color: "#112233"', 'color: "rouge"'), "style.color"),
+        (GOOD.replace("name: code_insee", "name: version"), "fields[version].name"),
+        (GOOD.replace("style: {", "style: {couleur: x, "), "style.couleur"),
+    ],
+)
+def test_a_broken_declaration_names_file_and_field(tmp_path, broken, location):
+    with pytest.raises(LayerDeclarationError) as info:
+        load_layer_file(_write(tmp_path, "bornes", broken))
+    message = str(info.value)
+    assert message.startswith("bornes.yaml: ")
+    assert location in message
+
+
+def test_file_name_must_match_id(tmp_path):
+    with pytest.raises(LayerDeclarationError, match="nom du fichier"):
+        load_layer_file(_write(tmp_path, "autre", GOOD))
+
+
+def test_migrations_match_the_declarations(engine, registry):
+    """The committed migrations create exactly the tables and columns the layer files declare."""
+    inspector = inspect(engine)
+    metadata = build_metadata(registry)
+    for name, table in metadata.tables.items():
+        assert inspector.has_table(name), name
+        db_columns = {c["name"] for c in inspector.get_columns(name)}
+        assert db_columns == set(table.c.keys()), name
+        assert any(ix["name"] == f"idx_{name}_geom" for ix in inspector.get_indexes(name)) or "geom" not in table.c
