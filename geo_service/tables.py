@@ -6,6 +6,7 @@ migration with ``geo-service db revision -m "…"`` and no code change.
 
 from __future__ import annotations
 
+from geoalchemy2 import Geometry
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -25,7 +26,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from geoalchemy2 import Geometry
 
 from geo_service.layers import VALIDATION_STATES, FieldDecl, LayerDecl, LayerRegistry
 

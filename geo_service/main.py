@@ -1,0 +1,66 @@
+"""Composition root: ``create_app(settings)`` builds the FastAPI application.
+
+The layer registry is validated and the connection pool opened once, in the lifespan, and kept on
+``app.state``; routers reach them through ``geo_service.api.deps``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from geo_service.api import health, layers
+from geo_service.db import make_engine
+from geo_service.errors import install_error_handlers
+from geo_service.layers import LayerRegistry
+from geo_service.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    # Validate layer files now: a bad declaration must stop start-up, naming file and field.
+    registry = LayerRegistry.from_dir(settings.layers_dir)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.engine = make_engine(settings)
+        try:
+            yield
+        finally:
+            app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Lot numérique — service géographique",
+        description="Infrastructures et services numériques du territoire : fibre, montée en débit, "
+                    "mobile, zones blanches, Wi-Fi public, tiers-lieux et lieux d'aide au numérique.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    install_error_handlers(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.api.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET"])
+    app.include_router(health.router)
+    app.include_router(layers.router)
+    static_dir = settings.web_dir / "static"
+    static_dir.mkdir(parents=True, exist_ok=True)
+    app.mount("/static", StaticFiles(directory=static_dir), name="static")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/map")
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn (``geo-service serve``): settings from the environment."""
+    return create_app(Settings())
