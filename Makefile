@@ -1,0 +1,51 @@
+# Two commands do everything on a fresh Debian machine with Python 3.11:
+#   make run   install, start the private PostGIS, migrate, load boundaries and demo, serve the map
+#   make test  the same set-up, then the whole test suite
+# Both are idempotent. GEO_SERVICE_DATABASE_URL points everything at an existing PostGIS instead.
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+GS      := $(VENV)/bin/geo-service
+PYTEST_ARGS ?=
+
+.PHONY: run test setup install vendor system-deps system-deps-test lint clean-db
+
+run: system-deps setup
+	$(GS) serve
+
+test: system-deps-test setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+setup: install
+	$(GS) db up
+	$(GS) db migrate
+	$(GS) load boundaries --if-empty
+	$(GS) demo --if-empty
+
+install: $(VENV)/.installed vendor
+
+$(VENV)/.installed: pyproject.toml
+	@python3 -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3-venv manque : installation avec apt-get"; \
+	  apt-get install -y -q python3-venv && python3 -m venv $(VENV); }
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+# Leaflet and its plugins come from npm, copied under web/static/vendor/ with their licences.
+vendor: $(VENV)/.installed
+	$(PY) -m geo_service.vendor
+
+# What the browser tests and the vendoring need from Debian (installed only when missing, as root).
+system-deps:
+	@bash .ci/system-deps run
+
+system-deps-test:
+	@bash .ci/system-deps test
+
+lint: install
+	$(VENV)/bin/ruff check geo_service tests bench
+
+clean-db:
+	-$(GS) db down
+	rm -rf .pgdata
