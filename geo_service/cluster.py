@@ -163,6 +163,8 @@ class PrivateCluster:
         real.mkdir(parents=True, exist_ok=True)
         if real != self.data_dir:
             self.data_dir.symlink_to(real, target_is_directory=True)
+            if (real / "PG_VERSION").exists():
+                return  # a fresh clone at the same path finds its earlier cluster again
         if _is_root():
             shutil.chown(real, user=self.owner)
         real.chmod(0o700)
