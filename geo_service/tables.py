@@ -121,3 +121,15 @@ def build_metadata(registry: LayerRegistry) -> MetaData:
         comment="Journal des chargements (limites, démo, imports)",
     )
     return metadata
+
+
+def migration_filter(metadata: MetaData):
+    """Alembic ``include_object`` hook: compare only the service's tables, never PostGIS's own."""
+    from geoalchemy2 import alembic_helpers
+
+    def include_object(obj, name, type_, reflected, compare_to):
+        if type_ == "table" and reflected and compare_to is None:
+            return name in metadata.tables
+        return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+
+    return include_object

@@ -3,11 +3,13 @@
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from geo_service.layers import LayerDeclarationError, LayerRegistry, load_layer_file
 from geo_service.settings import PROJECT_ROOT
-from geo_service.tables import build_metadata
+from geo_service.tables import build_metadata, migration_filter
 
 LAYERS_DIR = PROJECT_ROOT / "layers"
 DESIGN_LAYERS = {"communes", "epci", "premises", "ftth_cabinets", "med_sites", "mobile_masts",
@@ -93,3 +95,12 @@ def test_migrations_match_the_declarations(engine, registry):
         db_columns = {c["name"] for c in inspector.get_columns(name)}
         assert db_columns == set(table.c.keys()), name
         assert any(ix["name"] == f"idx_{name}_geom" for ix in inspector.get_indexes(name)) or "geom" not in table.c
+
+
+def test_autogenerate_finds_nothing_to_migrate(engine, registry):
+    """Every layer file change has its committed migration: autogenerate sees no difference."""
+    metadata = build_metadata(registry)
+    with engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"include_object": migration_filter(metadata), "compare_type": True})
+        assert compare_metadata(context, metadata) == []

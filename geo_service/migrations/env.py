@@ -6,18 +6,11 @@ from sqlalchemy import create_engine, text
 
 from geo_service.layers import LayerRegistry
 from geo_service.settings import Settings
-from geo_service.tables import build_metadata
+from geo_service.tables import build_metadata, migration_filter
 
 config = context.config
 settings: Settings = config.attributes.get("settings") or Settings()
 target_metadata = build_metadata(LayerRegistry.from_dir(settings.layers_dir))
-
-
-def include_object(obj, name, type_, reflected, compare_to):
-    # PostGIS owns spatial_ref_sys and the tiger/topology schemas: never touch them.
-    if type_ == "table" and reflected and compare_to is None:
-        return name in target_metadata.tables
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
 def run_migrations_online() -> None:
@@ -28,7 +21,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            include_object=include_object,
+            include_object=migration_filter(target_metadata),
             process_revision_directives=alembic_helpers.writer,
             render_item=alembic_helpers.render_item,
             compare_type=True,

@@ -414,6 +414,91 @@ def upgrade() -> None:
     op.create_index('ix_wifi_hotspots_code_insee', 'wifi_hotspots', ['code_insee'], unique=False)
     op.create_index('ix_wifi_hotspots_demo', 'wifi_hotspots', ['demo'], unique=False)
     op.create_index('uq_wifi_hotspots_borne_id', 'wifi_hotspots', ['borne_id'], unique=True)
+    # Table comments: QGIS and psql show them as the layer's title.
+    op.create_table_comment(
+        'communes',
+        'Communes',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'digital_help_places',
+        "Lieux d'aide au numérique",
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'epci',
+        'Intercommunalités (EPCI)',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'ftth_cabinets',
+        'Points de mutualisation (armoires FTTH)',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'ftth_nodes',
+        'Nœuds de raccordement optique (NRO)',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'ftth_zones',
+        'Zones de déploiement de la fibre',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'med_sites',
+        'Sites de montée en débit',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'mobile_coverage',
+        'Couverture mobile théorique',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'mobile_masts',
+        'Pylônes et sites mobiles',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'premises',
+        'Locaux FTTH (immeubles)',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'territory',
+        'Contour du territoire servi (union des communes chargées)',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'third_places',
+        'Tiers-lieux',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'white_zones',
+        'Zones blanches',
+        existing_comment=None,
+        schema=None
+    )
+    op.create_table_comment(
+        'wifi_hotspots',
+        'Bornes « WIFI public lotois »',
+        existing_comment=None,
+        schema=None
+    )
     # ### end Alembic commands ###
 
 
