@@ -218,10 +218,14 @@ def serve(state: _State, host: str | None, port: int | None, workers: int) -> No
 
 def main() -> None:
     """Entry point: known errors end with a French message and exit code 1, not a traceback."""
+    from sqlalchemy.exc import OperationalError
+
     try:
         cli()
     except (LayerDeclarationError, ClusterError) as exc:
         fail(str(exc))
+    except OperationalError as exc:
+        fail(f"base de données injoignable ({exc.orig}). Le cluster tourne-t-il ? « geo-service db status »")
 
 
 if __name__ == "__main__":
