@@ -15,7 +15,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from geo_service.api import health, layers
+from geo_service.api import health, layers, pages
 from geo_service.db import make_engine
 from geo_service.errors import install_error_handlers
 from geo_service.layers import LayerRegistry
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET"])
     app.include_router(health.router)
     app.include_router(layers.router)
+    app.include_router(pages.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")

@@ -38,6 +38,21 @@ class ApiSettings(BaseModel):
     cors_origins: list[str] = []
     cache_max_age_s: int = Field(default=60, ge=0)
     max_features_per_request: int = Field(default=200_000, ge=1)
+    # OGC API Features /items page size: default and maximum `limit` (a larger one is a 400).
+    ogc_default_limit: int = Field(default=10, ge=1)
+    ogc_max_limit: int = Field(default=10_000, ge=1)
+
+
+class MapSettings(BaseModel):
+    """The resident map (``/map``)."""
+
+    # A raster tile URL ({z}/{x}/{y}); empty by default because no request may leave the machine:
+    # the background is then drawn from our own communes and EPCI layers.
+    basemap_url: str = ""
+    basemap_attribution: str = ""
+    # Layers with more features than this are loaded by bounding box, and only from `dense_min_zoom` on.
+    dense_layer_threshold: int = Field(default=5000, ge=1)
+    dense_min_zoom: int = Field(default=14, ge=0, le=20)
 
 
 class Settings(BaseSettings):
@@ -49,6 +64,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     territory: TerritorySettings = TerritorySettings()
     api: ApiSettings = ApiSettings()
+    map: MapSettings = MapSettings()
     layers_dir: Path = PROJECT_ROOT / "layers"
     web_dir: Path = PROJECT_ROOT / "web"
     boundaries_dir: Path | None = None

@@ -1,0 +1,254 @@
+"""``/map`` in a real headless Chromium: every request stays on 127.0.0.1, toggles draw features, popups escape
+their text, the demo badge shows, dense layers wait for zoom, and the page fits a phone. Screenshots go to
+test-output/.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import uvicorn
+from sqlalchemy import Engine, text
+
+from geo_service import vendor
+from geo_service.layers import LayerRegistry
+from geo_service.main import create_app
+from geo_service.settings import PROJECT_ROOT, MapSettings, Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+AXE = PROJECT_ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# A Wi-Fi spot whose texts try to run script: the popup must show them as plain text.
+EVIL_LIEU = '<img src=x onerror="window.__xss=1">Mairie piégée'
+EVIL_SSID = "<script>window.__xss=2</script>WIFI-TEST"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent : installez le paquet chromium"),
+]
+
+
+@pytest.fixture(scope="module")
+def evil_hotspot(demo_territory, loaded_boundaries: Engine) -> Iterator[tuple[float, float]]:
+    """A committed demo Wi-Fi spot with hostile texts, in the first commune; removed after the module."""
+    with loaded_boundaries.begin() as conn:
+        lon, lat = conn.execute(text(
+            "INSERT INTO wifi_hotspots (borne_id, code_insee, commune, lieu, ssid, statut, demo, geom) "
+            "SELECT 'TEST-XSS', code_insee, nom, :lieu, :ssid, 'installee', true, ST_PointOnSurface(geom) "
+            "FROM communes ORDER BY code_insee LIMIT 1 RETURNING ST_X(geom), ST_Y(geom)"),
+            {"lieu": EVIL_LIEU, "ssid": EVIL_SSID}).one()
+    yield lon, lat
+    with loaded_boundaries.begin() as conn:
+        conn.execute(text("DELETE FROM wifi_hotspots WHERE borne_id = 'TEST-XSS'"))
+
+
+@pytest.fixture(scope="module")
+def dense_point(loaded_boundaries: Engine, demo_territory) -> tuple[float, float] | None:
+    """One premises point to zoom to, or None when the demo holds none."""
+    with loaded_boundaries.connect() as conn:
+        row = conn.execute(text("SELECT ST_X(geom), ST_Y(geom) FROM premises ORDER BY fid LIMIT 1")).first()
+    return (row[0], row[1]) if row else None
+
+
+@pytest.fixture(scope="module")
+def server(settings: Settings, evil_hotspot, loaded_boundaries: Engine) -> Iterator[str]:
+    """The real app under uvicorn on 127.0.0.1 (free port), in a background thread."""
+    if not vendor.node_modules_current(settings.web_dir) or not AXE.is_file() \
+            or not (settings.web_dir / "static" / "vendor" / "leaflet" / "leaflet.js").is_file():
+        vendor.vendor(settings.web_dir)  # also installs axe-core, the audit's dev dependency
+    with loaded_boundaries.connect() as conn:
+        premises = conn.execute(text("SELECT count(*) FROM premises")).scalar_one()
+    # The premises layer must take the by-bbox path even when a small demo holds fewer than the default threshold.
+    threshold = min(MapSettings().dense_layer_threshold, max(premises - 1, 1))
+    app = create_app(settings.model_copy(update={"map": MapSettings(dense_layer_threshold=threshold)}))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn n'a pas démarré")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+class Visit:
+    """A page of a fresh browser context, with every request URL it made."""
+
+    def __init__(self, browser, base_url: str, width: int, height: int):
+        self.context = browser.new_context(viewport={"width": width, "height": height}, locale="fr-FR",
+                                           service_workers="block")
+        self.page = self.context.new_page()
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.goto(f"{base_url}/map", wait_until="networkidle")
+
+    def foreign_requests(self) -> list[str]:
+        return [u for u in self.requests if not u.startswith("data:") and urlsplit(u).hostname != "127.0.0.1"]
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture(scope="module")
+def desktop(browser, server: str) -> Iterator[Visit]:
+    visit = Visit(browser, server, 1280, 800)
+    yield visit
+    visit.close()
+
+
+def dots(visit: Visit, layer_id: str) -> int:
+    return visit.page.locator(f'.geo-dot__fill[data-layer="{layer_id}"]').count()
+
+
+def test_every_public_layer_has_a_toggle(desktop: Visit, registry: LayerRegistry):
+    public = [layer for layer in registry if layer.is_public]
+    assert desktop.page.locator(".panel input[type=checkbox]").count() == len(public)
+    for layer in public:
+        box = desktop.page.get_by_label(layer.title, exact=True)
+        assert box.is_checked() == layer.style.visible, layer.id
+
+
+def test_toggling_a_layer_draws_and_removes_its_features(desktop: Visit):
+    page = desktop.page
+    wifi = page.locator("#couche-wifi_hotspots")
+    assert wifi.is_checked()
+    page.wait_for_function("document.querySelectorAll('.geo-dot__fill[data-layer=wifi_hotspots]').length > 0")
+    shown = dots(desktop, "wifi_hotspots")
+    assert shown > 0
+    wifi.uncheck()
+    assert dots(desktop, "wifi_hotspots") == 0
+    wifi.focus()
+    page.keyboard.press("Space")  # toggles work from the keyboard
+    assert wifi.is_checked()
+    page.wait_for_function("document.querySelectorAll('.geo-dot__fill[data-layer=wifi_hotspots]').length > 0")
+    assert dots(desktop, "wifi_hotspots") == shown
+    assert page.locator("#legende-wifi_hotspots").is_visible()
+
+
+def test_demo_badge_and_attribution(desktop: Visit, registry: LayerRegistry):
+    page = desktop.page
+    assert page.locator("#demo-badge").is_visible()
+    assert "Données de démonstration" in page.locator("#demo-badge").inner_text()
+    attribution = page.locator(".map-sources").text_content()
+    assert registry.get("communes").attribution in attribution
+    for layer in registry:
+        if layer.is_public and layer.style.visible:
+            assert layer.attribution in attribution, layer.id
+
+
+def test_popup_shows_hostile_text_as_text(desktop: Visit, test_output: Path):
+    page = desktop.page
+    marker = page.locator(".geo-dot", has=page.locator('[data-layer="wifi_hotspots"]')).filter(has_text="Mairie piégée")
+    marker.focus()
+    page.keyboard.press("Enter")  # markers open their card from the keyboard too
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+    page.wait_for_function("getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'")
+    content = popup.text_content()
+    assert EVIL_LIEU in content and EVIL_SSID in content
+    assert "Bornes « WIFI public lotois »" in content and "En service" in content  # code label, not "installee"
+    assert "Donnée de démonstration" in content
+    assert popup.locator("img, script").count() == 0
+    assert page.evaluate("window.__xss") is None
+    page.screenshot(path=str(test_output / "map-desktop-popup.png"))
+    page.keyboard.press("Escape")
+
+
+def test_dense_layer_waits_for_zoom_then_loads_by_bbox(desktop: Visit, dense_point, test_output: Path):
+    page = desktop.page
+    page.locator("#couche-premises").check()
+    hint = page.locator("#map-hint")
+    assert hint.is_visible() and "Zoomez pour afficher les locaux" in hint.inner_text()
+    assert not any("/api/layers/premises" in u for u in desktop.requests), "never loaded whole"
+    if dense_point is None:
+        pytest.skip("la démo ne contient aucun local FTTH")
+    lon, lat = dense_point
+    map_name = page.locator(".folium-map").get_attribute("id")
+    with page.expect_response(lambda r: "/api/layers/premises?bbox=" in r.url) as response:
+        page.evaluate(f"window['{map_name}'].setView([{lat}, {lon}], 16, {{animate: false}})")
+    assert response.value.status == 200
+    page.wait_for_load_state("networkidle")
+    assert hint.is_hidden()
+    assert page.locator(".leaflet-marker-icon").count() > 0
+    page.screenshot(path=str(test_output / "map-desktop-zoomed.png"))
+    page.locator("#couche-premises").uncheck()
+
+
+def test_no_request_leaves_the_machine(desktop: Visit):
+    assert desktop.requests, "the page made requests"
+    assert desktop.foreign_requests() == []
+    assert desktop.errors == []
+
+
+def test_screenshots_desktop_and_phone(browser, server: str, test_output: Path):
+    desktop_visit = Visit(browser, server, 1280, 800)
+    try:
+        desktop_visit.page.wait_for_function(
+            "document.querySelectorAll('.geo-dot__fill').length > 0")
+        desktop_file = test_output / "map-desktop.png"
+        desktop_visit.page.screenshot(path=str(desktop_file))
+        assert desktop_visit.foreign_requests() == []
+    finally:
+        desktop_visit.close()
+
+    phone = Visit(browser, server, 390, 844)
+    try:
+        page = phone.page
+        panel = page.locator("#panneau")
+        toggle = page.get_by_role("button", name="Couches et légende")
+        assert panel.is_hidden() and toggle.is_visible(), "the panel collapses on a phone"
+        assert page.locator(".folium-map").bounding_box()["width"] >= 380
+        phone_file = test_output / "map-phone.png"
+        page.screenshot(path=str(phone_file))
+        toggle.click()
+        assert panel.is_visible() and toggle.get_attribute("aria-expanded") == "true"
+        phone_panel_file = test_output / "map-phone-panel.png"
+        page.screenshot(path=str(phone_panel_file))
+        page.keyboard.press("Escape")
+        assert panel.is_hidden()
+        assert phone.foreign_requests() == []
+    finally:
+        phone.close()
+    for path in (desktop_file, phone_file, phone_panel_file):
+        assert path.is_file() and path.stat().st_size > 0, path
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_axe_finds_no_wcag_aa_violation(browser, server: str, width: int, height: int):
+    """axe-core (injected from node_modules, not served) audits the page against WCAG 2.1 A and AA rules."""
+    visit = Visit(browser, server, width, height)
+    try:
+        visit.page.add_script_tag(path=str(AXE))
+        result = visit.page.evaluate(
+            "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})")
+        problems = [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:5]) for v in result["violations"]]
+        assert problems == []
+    finally:
+        visit.close()
