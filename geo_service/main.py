@@ -15,7 +15,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from geo_service.api import health, layers, pages
+from geo_service.api import health, layers, ogc, pages
 from geo_service.db import make_engine
 from geo_service.errors import install_error_handlers
 from geo_service.layers import LayerRegistry
@@ -51,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(layers.router)
     app.include_router(pages.router)
+    app.include_router(ogc.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")

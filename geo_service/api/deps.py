@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Engine
 
 from geo_service.errors import NotFound
 from geo_service.layers import LayerDecl, LayerRegistry
+from geo_service.services.ogc.reader import ANONYMOUS, Reader
 from geo_service.settings import Settings
 
 
@@ -37,8 +38,14 @@ def get_public_layer(layer_id: str, registry: Annotated[LayerRegistry, Depends(g
     return registry.get(layer_id)
 
 
+def get_reader(request: Request) -> Reader:
+    """Who is reading. No accounts yet: everyone is the anonymous public (published rows, public fields)."""
+    return ANONYMOUS
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[LayerRegistry, Depends(get_registry)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 PublicLayerDep = Annotated[LayerDecl, Depends(get_public_layer)]
+ReaderDep = Annotated[Reader, Depends(get_reader)]

@@ -1,0 +1,242 @@
+"""``/ogc``: OGC API – Features Parts 1 (Core), 2 (CRS) and 3 (Filtering, CQL2), in JSON and HTML.
+
+Handlers parse, call ``geo_service.services.ogc`` and shape the response; the documents themselves, the
+SQL and the checks of every parameter live in the services. HTTP manners are here: format negotiation
+(``f=`` then ``Accept``), ETag / Last-Modified / 304, Cache-Control, ``Content-Crs``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine
+
+from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep
+from geo_service.api.pages import templates_for
+from geo_service.errors import InvalidParameter
+from geo_service.services.ogc import catalog, query
+from geo_service.services.ogc.collection import Collection, open_collection, readable_collections
+from geo_service.services.ogc.crs import CRS84, parse_crs
+from geo_service.services.ogc.openapi import ogc_openapi
+from geo_service.settings import Settings
+
+router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
+FORMATS = ("json", "html")
+_JSON_TYPES = ("application/json", "application/geo+json", "application/schema+json")
+
+
+class ItemsParams(BaseModel):
+    """The standard query parameters of ``/items`` (documented in OpenAPI; checked by the items service)."""
+
+    bbox: str | None = Field(None, description="minx,miny,maxx,maxy dans l'ordre des axes de bbox-crs")
+    bbox_crs: str | None = Field(None, alias="bbox-crs", description="CRS de bbox (CRS84 par défaut)")
+    crs: str | None = Field(None, description="CRS des géométries renvoyées (CRS84 par défaut)")
+    limit: int | None = Field(None, description="Nombre maximal d'entités de la page")
+    offset: int | None = Field(None, description="Rang de la première entité (pagination)")
+    datetime: str | None = Field(None, description="Instant ou intervalle ISO 8601 (a/b, ../b, a/..)")
+    filter: str | None = Field(None, description="Expression CQL2")
+    filter_lang: str | None = Field(None, alias="filter-lang", description="cql2-text (défaut) ou cql2-json")
+    filter_crs: str | None = Field(None, alias="filter-crs", description="CRS des géométries du filtre")
+    sortby: str | None = Field(None, description="+propriété ou -propriété, séparées par des virgules")
+    properties: str | None = Field(None, description="Propriétés à renvoyer, séparées par des virgules")
+    skipGeometry: str | None = Field(None, description="true pour omettre les géométries")  # noqa: N815 — OGC name
+    f: str | None = Field(None, description="json ou html")
+
+
+def get_collection(collectionId: str, registry: RegistryDep, reader: ReaderDep) -> Collection:  # noqa: N803
+    return open_collection(registry, collectionId, reader)
+
+
+CollectionDep = Annotated[Collection, Depends(get_collection)]
+
+
+# -- HTTP manners ------------------------------------------------------------------------------------------
+def wants_html(request: Request) -> bool:
+    """``f=html|json`` decides; otherwise HTML only when ``Accept`` prefers text/html over JSON."""
+    f = request.query_params.get("f")
+    if f is not None:
+        if f not in FORMATS:
+            raise InvalidParameter(f"Format « {f} » inconnu ; formats : {', '.join(FORMATS)}", parameter="f")
+        return f == "html"
+    best = {"html": 0.0, "json": 0.0}
+    for part in request.headers.get("accept", "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = next((float(p[2:]) for p in params if p.startswith("q=") and _is_number(p[2:])), 1.0)
+        kind = "html" if media in ("text/html", "application/xhtml+xml") else \
+            "json" if media in _JSON_TYPES or media.endswith("+json") else None
+        if kind:
+            best[kind] = max(best[kind], q)
+    return best["html"] > best["json"]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _base(request: Request) -> str:
+    return str(request.url_for("ogc_landing")).rstrip("/")
+
+
+def _cache_headers(settings: Settings, etag: str, last_modified: datetime | None = None) -> dict[str, str]:
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.api.cache_max_age_s}", "Vary": "Accept"}
+    if last_modified is not None:
+        headers["Last-Modified"] = format_datetime(last_modified.astimezone(UTC), usegmt=True)
+    return headers
+
+
+def _not_modified(request: Request, etag: str, last_modified: datetime | None) -> bool:
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        return etag in (t.strip().removeprefix("W/") for t in if_none_match.split(",")) or if_none_match == "*"
+    since = request.headers.get("if-modified-since")
+    if since and last_modified is not None:
+        try:
+            return last_modified.replace(microsecond=0) <= parsedate_to_datetime(since)
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+def _etag(*parts: object) -> str:
+    return '"' + hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:32] + '"'
+
+
+def document(request: Request, settings: Settings, doc: dict, *, media_type: str, template: str,
+             context: dict | None = None, headers: dict | None = None) -> Response:
+    """A JSON document, or its HTML page, with an ETag made of its content and a 304 when it matches."""
+    html = wants_html(request)
+    etag = _etag(html, doc)
+    cache = {**_cache_headers(settings, etag), **(headers or {})}
+    if _not_modified(request, etag, None):
+        return Response(status_code=304, headers=cache)
+    if not html:
+        return JSONResponse(doc, media_type=media_type, headers=cache)
+    page = {"doc": doc, "base": _base(request), "static": request.scope.get("root_path", "").rstrip("/") + "/static",
+            **(context or {})}
+    return templates_for(settings.web_dir).TemplateResponse(request, template, page, headers=cache)
+
+
+# -- handlers ----------------------------------------------------------------------------------------------
+@router.get("", name="ogc_landing", summary="Page d'accueil OGC API – Features")
+def landing(request: Request, settings: SettingsDep) -> Response:
+    base = _base(request)
+    doc = catalog.landing(base, f"Lot numérique — OGC API – Features ({settings.territory.name})",
+                          request.app.description, str(request.url_for("swagger_ui_html")))
+    return document(request, settings, doc, media_type=catalog.JSON, template="ogc/landing.html")
+
+
+@router.get("/api", summary="Description OpenAPI 3.0 de l'API OGC")
+def api_description(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep) -> Response:
+    doc = ogc_openapi(request.app, settings.api, readable_collections(registry, reader), _base(request))
+    return JSONResponse(doc, media_type=catalog.OPENAPI_JSON)
+
+
+@router.get("/conformance", summary="Classes de conformité")
+def conformance(request: Request, settings: SettingsDep) -> Response:
+    return document(request, settings, catalog.conformance(_base(request)), media_type=catalog.JSON,
+                    template="ogc/conformance.html")
+
+
+@router.get("/collections", summary="Collections (couches publiques)")
+def collections(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                conn: ConnectionDep) -> Response:
+    wants_html(request)  # a bad f= is refused before any query
+    doc = catalog.collections_document(conn, readable_collections(registry, reader), _base(request))
+    return document(request, settings, doc, media_type=catalog.JSON, template="ogc/collections.html")
+
+
+@router.get("/collections/{collectionId}", summary="Description d'une collection")
+def collection(request: Request, settings: SettingsDep, coll: CollectionDep, conn: ConnectionDep) -> Response:
+    wants_html(request)  # a bad f= is refused before any query
+    doc = catalog.collection_document(conn, coll, _base(request))
+    return document(request, settings, doc, media_type=catalog.JSON, template="ogc/collection.html",
+                    context={"queryables": catalog.queryables(coll, _base(request))})
+
+
+@router.get("/collections/{collectionId}/queryables", summary="Propriétés interrogeables (JSON Schema)")
+def queryables(request: Request, settings: SettingsDep, coll: CollectionDep) -> Response:
+    doc = catalog.queryables(coll, _base(request))
+    return document(request, settings, doc, media_type=catalog.SCHEMA_JSON, template="ogc/queryables.html",
+                    context={"collection": coll})
+
+
+@router.get("/collections/{collectionId}/items", summary="Entités d'une collection",
+            responses={200: {"content": {catalog.GEOJSON: {}, catalog.HTML: {}}}})
+def items(request: Request, settings: SettingsDep, coll: CollectionDep, conn: ConnectionDep, engine: EngineDep,
+          params: Annotated[ItemsParams, Query()]) -> Response:
+    # `params` documents the standard parameters in OpenAPI; the service reads the raw query string,
+    # because property filters (?statut=…) are named by each collection's declaration.
+    html = wants_html(request)
+    pairs = [(k, v) for k, v in request.query_params.multi_items()]
+    q = query.parse_items_query(coll, pairs, default_limit=settings.api.ogc_default_limit,
+                                max_limit=settings.api.ogc_max_limit)
+    if html:
+        # Browsers draw CRS84 (Leaflet); the HTML page therefore ignores crs.
+        q = replace(q, crs=CRS84)
+    count, max_fid, last_modified = query.layer_state(conn, coll)
+    etag = _etag(coll.id, count, max_fid, last_modified, html, sorted(pairs))
+    headers = {**_cache_headers(settings, etag, last_modified), "Content-Crs": f"<{q.crs.uri}>"}
+    if _not_modified(request, etag, last_modified):
+        return Response(status_code=304, headers=headers)
+    matched = query.count_matched(conn, coll, q)
+    members = {"numberMatched": matched, "timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
+               "links": _items_links(request, coll, q, matched, html)}
+    if html:
+        features = [json.loads(f) for batch in query.feature_batches(conn, coll, q) for f in batch]
+        page = {**members, "features": features, "numberReturned": len(features)}
+        return document(request, settings, page, media_type=catalog.GEOJSON, template="ogc/items.html",
+                        context={"collection": coll, "query": q}, headers=headers)
+    return StreamingResponse(_stream(engine, coll, q, members), media_type=catalog.GEOJSON, headers=headers)
+
+
+def _stream(engine: Engine, coll: Collection, q: query.ItemsQuery, members: dict) -> Iterator[str]:
+    # Its own connection: it lives as long as the response streams, not as long as the handler.
+    with engine.connect() as conn:
+        yield from query.stream_feature_collection(conn, coll, q, members)
+
+
+def _items_links(request: Request, coll: Collection, q: query.ItemsQuery, matched: int, html: bool) -> list[dict]:
+    url = request.url
+    here, other = (catalog.HTML, catalog.GEOJSON) if html else (catalog.GEOJSON, catalog.HTML)
+    links = [catalog.link(str(url), "self", here, "Cette page"),
+             catalog.link(str(url.include_query_params(f="json" if html else "html")), "alternate", other,
+                          "Cette page dans l'autre format"),
+             catalog.link(f"{_base(request)}/collections/{coll.id}", "collection", catalog.JSON, coll.layer.title)]
+    if q.offset + q.limit < matched:
+        links.append(catalog.link(str(url.include_query_params(offset=q.offset + q.limit)), "next", here,
+                                  "Page suivante"))
+    if q.offset > 0:
+        links.append(catalog.link(str(url.include_query_params(offset=max(0, q.offset - q.limit))), "prev", here,
+                                  "Page précédente"))
+    return links
+
+
+@router.get("/collections/{collectionId}/items/{featureId}", summary="Une entité",
+            responses={200: {"content": {catalog.GEOJSON: {}, catalog.HTML: {}}}})
+def item(request: Request, settings: SettingsDep, coll: CollectionDep, conn: ConnectionDep, featureId: str,  # noqa: N803
+         crs: str | None = Query(None, description="CRS de la géométrie renvoyée")) -> Response:
+    html = wants_html(request)
+    target = CRS84 if html else parse_crs(crs, "crs")
+    feature = query.fetch_feature(conn, coll, featureId, target)
+    url = f"{_base(request)}/collections/{coll.id}"
+    feature["links"] = [
+        catalog.link(f"{url}/items/{featureId}", "self", catalog.GEOJSON, "Cette entité"),
+        catalog.link(f"{url}/items/{featureId}?f=html", "alternate", catalog.HTML, "Cette entité (HTML)"),
+        catalog.link(url, "collection", catalog.JSON, coll.layer.title),
+    ]
+    return document(request, settings, feature, media_type=catalog.GEOJSON, template="ogc/item.html",
+                    context={"collection": coll}, headers={"Content-Crs": f"<{target.uri}>"})
+

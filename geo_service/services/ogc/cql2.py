@@ -1,0 +1,170 @@
+"""CQL2 text and JSON parsing into pygeofilter's syntax tree, with the gaps of pygeofilter 0.4 closed.
+
+pygeofilter's CQL2-text grammar predates CQL2 1.0 on a few points that matter to our users; rather than
+copy it, we load it and amend it with Lark's ``%override``/``%extend``:
+
+- strings may contain a doubled quote (``'Maison de l''emploi'``), French names need it;
+- ``DATE``, ``TIMESTAMP`` and ``INTERVAL`` accept CQL2 1.0 literals (dates, ``'..'`` open ends, any case);
+- ``BBOX(x1, y1, x2, y2)`` is a geometry literal (CQL2), not the old ECQL predicate;
+- temporal operators are functions, ``T_AFTER(a, b)``, as in CQL2 1.0 (pygeofilter reads them infix);
+- the CQL2 1.0 temporal names (``T_DISJOINT``, ``T_STARTS``, ``T_FINISHES``…) exist, and ``T_INTERSECTS``
+  is no longer read as ``T_OVERLAPS``: it becomes ``NOT (T_BEFORE OR T_AFTER)``, its definition in CQL2.
+
+The JSON encoding goes through pygeofilter's parser after the same renamings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+
+import lark
+from pygeofilter import ast, values
+from pygeofilter.parsers import cql2_json
+from pygeofilter.parsers.cql2_text import parser as cql2_text
+
+from geo_service.errors import InvalidParameter
+
+# pygeofilter turns Lark's logger to DEBUG at import, which prints grammar notes on every start.
+lark.logger.setLevel(logging.WARNING)
+
+LANGUAGES = ("cql2-text", "cql2-json")
+_GRAMMAR = Path(cql2_text.__file__).with_name("grammar.lark")
+_AMENDMENTS = r"""
+%override SINGLE_QUOTED: /'(?:[^']|'')*'/
+%override date: "DATE"i "(" SINGLE_QUOTED ")"
+%override timestamp: "TIMESTAMP"i "(" SINGLE_QUOTED ")"
+%override interval: "INTERVAL"i "(" SINGLE_QUOTED "," SINGLE_QUOTED ")"
+%override temporal_predicate: _binary_temporal_predicate_func "(" expression "," expression ")" -> binary_temporal_predicate
+%override spatial_predicate: _binary_spatial_predicate_func "(" expression "," expression ")" -> binary_spatial_predicate
+%extend literal: "BBOX"i "(" full_number "," full_number "," full_number "," full_number ")" -> bbox_literal
+%extend _binary_temporal_predicate_func: "T_DISJOINT"i | "T_STARTS"i | "T_STARTEDBY"i | "T_FINISHES"i | "T_FINISHEDBY"i
+"""  # noqa: E501 — Lark rules cannot be wrapped
+# CQL2 1.0 names of temporal operators that pygeofilter knows under their draft names.
+_TEMPORAL_RENAMES = {"t_starts": "t_begins", "t_startedby": "t_begunby", "t_finishes": "t_ends",
+                     "t_finishedby": "t_endedby"}
+
+
+def parse_instant(value: str) -> date | datetime | None:
+    """An ISO 8601 date or timestamp; ``..`` (or empty) is an open end, returned as ``None``.
+
+    >>> parse_instant("2020-01-31")
+    datetime.date(2020, 1, 31)
+    >>> parse_instant("2020-01-31T10:00:00Z").tzinfo is not None
+    True
+    """
+    value = value.strip()
+    if value in ("", ".."):
+        return None
+    try:
+        if "T" in value.upper() or " " in value:
+            return datetime.fromisoformat(value.replace("z", "Z"))
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"date ou horodatage ISO 8601 invalide : « {value} »") from None
+
+
+def _temporal(op: str, lhs: ast.Node, rhs: ast.Node) -> ast.Node:
+    op = _TEMPORAL_RENAMES.get(op, op)
+    if op in ("t_intersects", "t_disjoint"):
+        disjoint = ast.Or(ast.TimeBefore(lhs, rhs), ast.TimeAfter(lhs, rhs))
+        return ast.Not(disjoint) if op == "t_intersects" else disjoint
+    from pygeofilter.cql2 import TEMPORAL_PREDICATES_MAP
+
+    return TEMPORAL_PREDICATES_MAP[op](lhs, rhs)
+
+
+@lark.v_args(inline=True)
+class _Transformer(cql2_text.CQLTransformer):
+    """pygeofilter's transformer, for the rules we amended."""
+
+    def SINGLE_QUOTED(self, token):  # noqa: N802 — Lark names terminal callbacks after the terminal
+        return token[1:-1].replace("''", "'")
+
+    def date(self, value):
+        instant = parse_instant(value)
+        if not isinstance(instant, date) or isinstance(instant, datetime):
+            raise ValueError(f"DATE attend une date AAAA-MM-JJ, reçu « {value} »")
+        return instant
+
+    def timestamp(self, value):
+        instant = parse_instant(value)
+        if not isinstance(instant, datetime):
+            raise ValueError(f"TIMESTAMP attend un horodatage AAAA-MM-JJThh:mm:ssZ, reçu « {value} »")
+        return instant
+
+    def interval(self, start, end):
+        return values.Interval(parse_instant(start), parse_instant(end))
+
+    def bbox_literal(self, x1, y1, x2, y2):
+        return values.Envelope(x1, x2, y1, y2)
+
+    def binary_temporal_predicate(self, op, lhs, rhs):
+        return _temporal(str(op).lower(), lhs, rhs)
+
+
+@cache
+def _text_parser() -> lark.Lark:
+    grammar = _GRAMMAR.read_text(encoding="utf-8") + _AMENDMENTS
+    return lark.Lark(grammar, parser="lalr", maybe_placeholders=False, transformer=_Transformer(),
+                     source_path=str(_GRAMMAR), import_paths=[str(_GRAMMAR.parent.parent)])
+
+
+def _bbox_polygon(bbox: list) -> dict:
+    # pygeofilter 0.4 reads a CQL2-JSON bbox as (x1, x2, y1, y2); we make it the polygon it stands for.
+    if len(bbox) != 4 or not all(isinstance(n, int | float) for n in bbox):
+        raise ValueError("bbox attend 4 nombres (les bbox en 3D ne sont pas prises en charge)")
+    x0, y0, x1, y1 = bbox
+    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
+
+
+def _rename_json(node: object) -> object:
+    """Apply the CQL2 1.0 temporal names and T_INTERSECTS/T_DISJOINT definitions to a CQL2-JSON tree."""
+    if isinstance(node, list):
+        return [_rename_json(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    node = {k: _rename_json(v) for k, v in node.items()}
+    if isinstance(node.get("bbox"), list) and "op" not in node:
+        return _bbox_polygon(node["bbox"])
+    op = node.get("op")
+    if isinstance(op, str) and op.lower() in (*_TEMPORAL_RENAMES, "t_intersects", "t_disjoint"):
+        op = _TEMPORAL_RENAMES.get(op.lower(), op.lower())
+        args = node.get("args")
+        if op in ("t_intersects", "t_disjoint"):
+            disjoint = {"op": "or", "args": [{"op": "t_before", "args": args}, {"op": "t_after", "args": args}]}
+            return {"op": "not", "args": [disjoint]} if op == "t_intersects" else disjoint
+        return {**node, "op": op}
+    return node
+
+
+def _first_line(message: str) -> str:
+    lines = [line for line in str(message).splitlines() if line.strip()]
+    return " ".join(lines[:3])[:300]
+
+
+def parse(expression: str, lang: str) -> ast.Node:
+    """The syntax tree of a ``filter`` in ``lang``; any syntax error is a 400 quoting the parser."""
+    if lang not in LANGUAGES:
+        raise InvalidParameter(f"filter-lang « {lang} » non pris en charge ; langages : {', '.join(LANGUAGES)}",
+                               parameter="filter-lang")
+    if lang == "cql2-text":
+        try:
+            return _text_parser().parse(expression)
+        except lark.exceptions.VisitError as exc:
+            raise InvalidParameter(f"filter : {_first_line(exc.orig_exc)}", parameter="filter") from None
+        except lark.exceptions.LarkError as exc:
+            raise InvalidParameter(f"filter : erreur de syntaxe CQL2 — {_first_line(exc)}",
+                                   parameter="filter") from None
+        except ValueError as exc:
+            # Our literal checks (dates, timestamps) run while parsing.
+            raise InvalidParameter(f"filter : {_first_line(exc)}", parameter="filter") from None
+    try:
+        return cql2_json.parse(_rename_json(json.loads(expression)))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        # Invalid JSON, or JSON that is not a CQL2 expression (pygeofilter raises these).
+        raise InvalidParameter(f"filter : expression CQL2-JSON invalide — {type(exc).__name__} {_first_line(exc)}",
+                               parameter="filter") from None
