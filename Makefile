@@ -19,6 +19,7 @@ test: system-deps-test setup
 setup: install
 	$(GS) db up
 	$(GS) db migrate
+	$(GS) user ensure-admin
 	$(GS) load boundaries --if-empty
 	$(GS) demo --if-empty
 

@@ -197,6 +197,125 @@ def demo(state: _State, seed: int, if_empty: bool) -> None:
     click.echo(report.summary())
 
 
+# --- open-data imports and white zones (services/importers, services/white_zones) ----------------
+class _TerminalProgress:
+    """Progress bars on stderr when it is a terminal; step messages always."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def bar(self, label: str, total: int | None):
+        self.close()
+        if not total or not sys.stderr.isatty():
+            if label:
+                click.echo(f"  {label}…", err=True)
+            return lambda n: None
+        self._bar = click.progressbar(length=total, label=f"  {label}", file=sys.stderr, width=30)
+        self._bar.__enter__()
+        return self._bar.update
+
+    def step(self, message: str) -> None:
+        self.close()
+        click.echo(f"  {message}", err=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+def _cli_user() -> str:
+    """Who runs the command, for ``updated_by`` (the web API passes the signed-in user instead)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+@cli.command("import")
+@click.argument("kind", required=False, metavar="TYPE")
+@click.argument("location", required=False, metavar="FICHIER_OU_URL")
+@click.option("--list", "list_kinds", is_flag=True, help="Lister les types d'import et leurs couches cibles.")
+@click.option("--dry-run", is_flag=True, help="Tout lire et vérifier, compter, puis ne rien écrire.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Écrire toutes les lignes rejetées et valeurs corrigées dans ce CSV.")
+@click.option("--date", "source_date", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Date des données (défaut : lue dans le nom du fichier, sinon sa date).")
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Fichier de correspondance colonnes → champs (type generic).")
+@click.option("--niveau", type=click.Choice(["TBC", "BC", "CL"]),
+              help="arcep-couverture : niveau exigé pour les zones blanches (défaut : le dernier utilisé, sinon BC).")
+@click.option("--show", default=20, show_default=True, help="Nombre de rejets affichés à l'écran.")
+@pass_state
+def import_data(state: _State, kind: str | None, location: str | None, list_kinds: bool, dry_run: bool,
+                report_path: Path | None, source_date, mapping: Path | None, niveau: str | None, show: int) -> None:
+    """Importe un fichier de données ouvertes (ARCEP, ANFR, BAN, schémas nationaux) dans les couches.
+
+    TYPE est l'un des types de « geo-service import --list » ; FICHIER_OU_URL un fichier local, un dossier
+    ou une URL http(s). Tout ou rien : une erreur ou une interruption ne laisse aucune écriture.
+    """
+    from geo_service.errors import ImportFileError, ServiceError
+    from geo_service.services import importers
+
+    available = importers.kinds()
+    if list_kinds:
+        for spec in available.values():
+            click.echo(f"{spec.name:17} → {spec.targets}\n{'':20}{spec.description}")
+        return
+    if not kind or not location:
+        fail("indiquez le type et le fichier : geo-service import TYPE FICHIER_OU_URL (types : --list)")
+    if kind not in available:
+        fail(f"type d'import inconnu « {kind} » ; types : {', '.join(available)}")
+    options = {"mapping": str(mapping) if mapping else None, "niveau": niveau}
+    progress = _TerminalProgress()
+    try:
+        # One transaction: committed when the import returns, rolled back on any error or interruption.
+        with state.engine().begin() as conn:
+            report = importers.run_import(
+                conn, state.registry, state.settings.territory, kind, location, dry_run=dry_run,
+                source_date=source_date.date() if source_date else None, options=options,
+                user=f"import ({_cli_user()})", progress=progress)
+    except ImportFileError as exc:
+        fail(f"{exc.detail} — rien n'a été importé.")
+    except ServiceError as exc:
+        fail(exc.detail)
+    finally:
+        progress.close()
+    click.echo(report.summary())
+    issues = report.issues
+    for issue in issues.first[:show]:
+        click.echo(f"  ⚠ {issue}")
+    if report_path is not None:
+        issues.write_file(report_path)
+        click.echo(f"Rapport complet ({issues.total} lignes) : {report_path}")
+    elif issues.total > show:
+        click.echo(f"  … {issues.total - show} autres ; --report FICHIER.csv pour la liste complète")
+    issues.close()
+
+
+@cli.group("white-zones")
+def white_zones_group() -> None:
+    """Zones blanches mobiles calculées d'après la couche de couverture."""
+
+
+@white_zones_group.command("compute")
+@click.option("--technologie", required=True, type=click.Choice(["2G", "3G", "4G", "5G"]))
+@click.option("--niveau", default="BC", show_default=True, type=click.Choice(["TBC", "BC", "CL"]),
+              help="Niveau exigé : TBC très bonne, BC bonne (TBC ou BC), CL toute couverture.")
+@click.option("--surface-min", default=1000.0, show_default=True, help="Fragments plus petits ignorés (m²).")
+@pass_state
+def white_zones_compute(state: _State, technologie: str, niveau: str, surface_min: float) -> None:
+    """Recalcule les zones blanches (par opérateur et pour tous) d'une technologie, hors démonstration."""
+    from geo_service.services import white_zones
+
+    with state.engine().begin() as conn:
+        result = white_zones.compute(conn, technologie, niveau, min_part_m2=surface_min,
+                                     provenance={"updated_by": _cli_user()})
+    click.echo(result.summary())
+
+
 # --- serving ----------------------------------------------------------------------------------
 @cli.command("serve")
 @click.option("--host", default=None, help="Adresse d'écoute (défaut : 127.0.0.1).")
@@ -214,6 +333,17 @@ def serve(state: _State, host: str | None, port: int | None, workers: int) -> No
     uvicorn.run("geo_service.main:app_from_environment", factory=True,
                 host=host or state.settings.host, port=port or state.settings.port,
                 workers=workers, proxy_headers=False)
+
+
+# --- accounts, conventions, history (editing issue): commands live in geo_service/cli_editing.py ---------------
+def _register_editing_commands() -> None:
+    from geo_service.cli_editing import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_editing_commands()
 
 
 def main() -> None:

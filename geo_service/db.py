@@ -23,6 +23,19 @@ def make_engine(settings: Settings, **kwargs) -> Engine:
     return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, **kwargs)
 
 
+def make_read_engine(settings: Settings) -> Engine:
+    """The resident map's hot path (``/api/nearby``, ``/api/geocode``): read-only, one round trip per request.
+
+    Autocommit and no reset on return (nothing to roll back), no ping before use (a dropped connection is
+    retried once by the caller), and generic plans for the prepared report statement, whose planning would
+    otherwise cost as much as running it.
+    """
+    options = "-c jit=off -c plan_cache_mode=force_generic_plan -c default_transaction_read_only=on"
+    return create_engine(settings.sqlalchemy_url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=10,
+                         pool_pre_ping=False, pool_reset_on_return=None, pool_recycle=1800,
+                         connect_args={"options": options})
+
+
 def alembic_config(settings: Settings) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -33,7 +46,18 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
+    """Upgrade the schema, then put the change trigger on every layer table (new layers included)."""
     command.upgrade(alembic_config(settings), revision)
+    if revision == "head":
+        from geo_service.layers import LayerRegistry
+        from geo_service.services import layer_state
+
+        engine = make_engine(settings, pool_size=1)
+        try:
+            with engine.begin() as conn:
+                layer_state.install_triggers(conn, LayerRegistry.from_dir(settings.layers_dir))
+        finally:
+            engine.dispose()
 
 
 def new_revision(settings: Settings, message: str) -> None:

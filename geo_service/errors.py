@@ -16,10 +16,15 @@ class ServiceError(Exception):
     status = 400
     title = "Requête invalide"
 
-    def __init__(self, detail: str, *, parameter: str | None = None):
+    def __init__(self, detail: str, *, parameter: str | None = None, headers: dict[str, str] | None = None,
+                 **extra: object):
         super().__init__(detail)
         self.detail = detail
         self.parameter = parameter
+        # HTTP headers the answer must carry (WWW-Authenticate, ETag, Retry-After…).
+        self.headers = headers or {}
+        # More problem-details members, e.g. ``field`` and ``errors`` of an invalid feature.
+        self.extra = extra
 
 
 class InvalidParameter(ServiceError):
@@ -37,9 +42,77 @@ class OutsideTerritory(ServiceError):
     title = "Hors du territoire"
 
 
+# -- editing, accounts and rights (services/editing.py, services/rights.py, services/accounts.py) --------------
+class Unauthenticated(ServiceError):
+    status = 401
+    title = "Authentification requise"
+
+
+class Forbidden(ServiceError):
+    status = 403
+    title = "Action non autorisée"
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    title = "Méthode non autorisée"
+
+
+class Conflict(ServiceError):
+    status = 409
+    title = "Conflit"
+
+
+class PreconditionFailed(ServiceError):
+    status = 412
+    title = "Version périmée"
+
+
+class PayloadTooLarge(ServiceError):
+    status = 413
+    title = "Contenu trop volumineux"
+
+
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    title = "Type de contenu non pris en charge"
+
+
+class InvalidFeature(ServiceError):
+    """A property or the geometry breaks the layer declaration; ``field`` names it (``geometry`` for the shape)."""
+
+    status = 422
+    title = "Entité invalide"
+
+
+class PreconditionRequired(ServiceError):
+    status = 428
+    title = "En-tête If-Match requis"
+
+
+class TooManyRequests(ServiceError):
+    status = 429
+    title = "Trop de tentatives"
+
+
+class TerritoryNotLoaded(ServiceError):
+    """The territory outline is not loaded yet: no point can be placed in or out of it."""
+
+    status = 503
+    title = "Territoire non chargé"
+
+
 class DatabaseUnavailable(ServiceError):
     status = 503
     title = "Base de données indisponible"
+
+
+# -- open-data imports (services/importers/) -------------------------------------------------------------------
+class ImportFileError(ServiceError):
+    """A file (or URL) an import cannot use at all: unreadable, wrong format, missing columns. Nothing is written."""
+
+    status = 422
+    title = "Fichier d'import inutilisable"
 
 
 def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
@@ -48,23 +121,49 @@ def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+# French for the validation errors a query string can cause; others keep pydantic's (English) message.
+_VALIDATION_FR = {
+    "missing": "il est obligatoire",
+    "float_parsing": "un nombre est attendu (ex. 44.45)",
+    "float_type": "un nombre est attendu (ex. 44.45)",
+    "int_parsing": "un nombre entier est attendu",
+    "finite_number": "un nombre fini est attendu",
+    "greater_than_equal": "il doit être supérieur ou égal à {ge}",
+    "less_than_equal": "il doit être inférieur ou égal à {le}",
+    "greater_than": "il doit être supérieur à {gt}",
+    "less_than": "il doit être inférieur à {lt}",
+    "string_too_long": "{max_length} caractères au plus",
+    "string_too_short": "{min_length} caractère(s) au moins",
+}
+
+
+def _french(error: dict) -> str:
+    template = _VALIDATION_FR.get(error.get("type", ""))
+    try:
+        return template.format(**(error.get("ctx") or {})) if template else error["msg"]
+    except (KeyError, IndexError):
+        return error["msg"]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as problem details; the mapping lives here and nowhere else."""
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return problem(exc.status, exc.title, exc.detail, parameter=exc.parameter)
+        response = problem(exc.status, exc.title, exc.detail, parameter=exc.parameter, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         parameter = ".".join(str(p) for p in first["loc"][1:]) or None
         return problem(400, "Paramètre invalide",
-                       f"Paramètre « {parameter} » invalide : {first['msg']}", parameter=parameter)
+                       f"Paramètre « {parameter} » invalide : {_french(first)}", parameter=parameter)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Introuvable", 405: "Méthode non autorisée"}
+        titles = {404: "Introuvable", 405: "Méthode non autorisée", 413: "Contenu trop volumineux"}
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"Aucune ressource à l'adresse {request.url.path}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +43,19 @@ class ApiSettings(BaseModel):
     ogc_max_limit: int = Field(default=10_000, ge=1)
 
 
+class TileSettings(BaseModel):
+    """Vector tiles (``/ogc/.../tiles``, ``/tiles``): the zoom range served and the tile geometry."""
+
+    min_zoom: int = Field(default=0, ge=0, le=24)
+    # Beyond this zoom clients over-zoom the last tiles (points are already exact to ±5 cm at 18).
+    max_zoom: int = Field(default=18, ge=0, le=24)
+    extent: int = Field(default=4096, ge=256)
+    # Edge margin in tile units, so symbols near an edge are not cut in half.
+    buffer: int = Field(default=64, ge=0)
+    # Below a layer's `style.thin_below_zoom`, one point per cell of this many pixels (and per colour).
+    thin_cell_px: int = Field(default=16, ge=1, le=256)
+
+
 class MapSettings(BaseModel):
     """The resident map (``/map``)."""
 
@@ -53,6 +66,31 @@ class MapSettings(BaseModel):
     # Layers with more features than this are loaded by bounding box, and only from `dense_min_zoom` on.
     dense_layer_threshold: int = Field(default=5000, ge=1)
     dense_min_zoom: int = Field(default=14, ge=0, le=20)
+    # Who may show /map/embed in an iframe: the CSP `frame-ancestors` sources ('self', https://www.lot.fr…).
+    embed_frame_ancestors: list[str] = ["'self'", "https://www.lot.fr", "https://lot.fr"]
+
+
+class AuthSettings(BaseModel):
+    """Accounts: web sessions, login throttling (see ``services/accounts.py``)."""
+
+    session_hours: float = Field(default=8.0, gt=0)
+    # "auto": the cookie is Secure unless the request is for localhost / 127.0.0.1 / ::1.
+    cookie_secure: str = Field(default="auto", pattern="^(auto|always|never)$")
+    # Login throttling: this many failures within the window locks the account (or the IP) until the
+    # oldest failure leaves the window. Counted in the database, so it holds across workers.
+    login_window_min: int = Field(default=15, ge=1)
+    max_failures_per_account: int = Field(default=5, ge=1)
+    max_failures_per_ip: int = Field(default=20, ge=1)
+    first_admin: str = Field(default="admin", pattern=r"^[a-z][a-z0-9_.-]{1,62}$")
+
+
+class EditingSettings(BaseModel):
+    """Editing rules (``services/editing.py``, ``services/rights.py``)."""
+
+    # An EPCI contributor's geometry may stick out of its EPCI's perimeter by this much (digitising slack).
+    perimeter_tolerance_m: float = Field(default=50.0, ge=0)
+    # Request bodies above this are refused with a 413 before being read.
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
 
 
 class Settings(BaseSettings):
@@ -65,6 +103,9 @@ class Settings(BaseSettings):
     territory: TerritorySettings = TerritorySettings()
     api: ApiSettings = ApiSettings()
     map: MapSettings = MapSettings()
+    auth: AuthSettings = AuthSettings()
+    editing: EditingSettings = EditingSettings()
+    tiles: TileSettings = TileSettings()
     layers_dir: Path = PROJECT_ROOT / "layers"
     web_dir: Path = PROJECT_ROOT / "web"
     boundaries_dir: Path | None = None
@@ -72,6 +113,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     secret_key: str | None = None
+    # Password of the first administrator (`geo-service user ensure-admin`); generated and printed once if unset.
+    admin_password: SecretStr | None = None
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

@@ -6,6 +6,8 @@ migration with ``geo-service db revision -m "…"`` and no code change.
 
 from __future__ import annotations
 
+import weakref
+
 from geoalchemy2 import Geometry
 from sqlalchemy import (
     ARRAY,
@@ -16,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    ForeignKey,
     Identity,
     Index,
     Integer,
@@ -25,7 +28,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 from geo_service.layers import VALIDATION_STATES, FieldDecl, LayerDecl, LayerRegistry
 
@@ -85,6 +88,8 @@ def layer_table(layer: LayerDecl, metadata: MetaData) -> Table:
             Column("validation_state", Text, nullable=False, server_default=text("'published'")),
             # Synthetic rows of `geo-service demo`: the only rows a demo run may replace.
             Column("demo", Boolean, nullable=False, server_default=text("false")),
+            # Logical deletion (services/editing.py): hidden from every reader, restorable from history.
+            Column("deleted_at", DateTime(timezone=True), comment="Suppression logique (restaurable)"),
         ]
         states = ", ".join(_sql_literal(s) for s in VALIDATION_STATES)
         constraints.append(CheckConstraint(f"validation_state IN ({states})", name="validation_state"))
@@ -120,7 +125,252 @@ def build_metadata(registry: LayerRegistry) -> MetaData:
         Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
         comment="Journal des chargements (limites, démo, imports)",
     )
+    # Bumped by a statement trigger on each layer table (services/layer_state.py): ETags and caches read it.
+    Table(
+        "layer_changes", metadata,
+        Column("layer_id", Text, primary_key=True),
+        Column("version", BigInteger, nullable=False, server_default=text("1")),
+        Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        comment="Compteur de modifications par couche (ETag, Last-Modified, caches)",
+    )
+    _geocoder_tables(metadata)
+    _editing_tables(metadata)
+    _importer_tables(metadata)
     return metadata
+
+
+def _geocoder_tables(metadata: MetaData) -> None:
+    """The BAN addresses (written by the BAN importer) and the geocoder's search index (see services/geocoder).
+
+    ``geocode_names`` and ``geocode_numbers`` are derived data, rebuilt by ``refresh_search_index``; their
+    ``search_text`` is already normalised (``search_normalize``, migration 0002), so plain GIN indexes serve
+    both the prefix search (``search_vector``) and the trigram search for typos (``search_text``).
+    """
+    addresses = Table(
+        "addresses", metadata,
+        Column("id", Text, primary_key=True, comment="Clé d'interopérabilité BAN (cle_interop)"),
+        Column("numero", Integer, comment="Numéro dans la voie"),
+        Column("rep", Text, comment="Indice de répétition (bis, ter, a…)"),
+        Column("nom_voie", Text, nullable=False, comment="Voie ou lieu-dit"),
+        Column("code_postal", Text, comment="Code postal"),
+        Column("code_insee", Text, nullable=False, comment="Code INSEE de la commune"),
+        Column("nom_commune", Text, comment="Commune"),
+        Column("geom", Geometry("Point", srid=SRID, spatial_index=True), nullable=False),
+        Column("source", Text, nullable=False, server_default=text("'BAN'"), comment="Source de l'adresse"),
+        Column("source_date", Date, comment="Date de la source"),
+        comment="Adresses de la Base Adresse Nationale, écrites par l'import BAN et lues par le géocodeur",
+    )
+    Index("ix_addresses_code_insee", addresses.c.code_insee)
+    names = Table(
+        "geocode_names", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("kind", Text, nullable=False, comment="commune ou voie (voie ou lieu-dit)"),
+        Column("name", Text, nullable=False, comment="Nom affiché"),
+        Column("code_insee", Text, nullable=False),
+        Column("code_postal", Text),
+        Column("nom_commune", Text, nullable=False),
+        Column("search_text", Text, nullable=False, comment="Texte normalisé cherché (search_normalize)"),
+        Column("search_vector", TSVECTOR, nullable=False, comment="Mots de search_text (recherche par préfixe)"),
+        Column("weight", Float, nullable=False, server_default=text("0"),
+               comment="Départage des résultats égaux (population, nombre d'adresses)"),
+        Column("geom", Geometry("Point", srid=SRID, spatial_index=True), nullable=False),
+        CheckConstraint("kind IN ('commune', 'voie')", name="kind"),
+        comment="Géocodeur : communes et voies cherchables (reconstruit par refresh_search_index)",
+    )
+    # Words typed in full or begun (prefix search), then trigrams for the typos.
+    Index("ix_geocode_names_search_vector", names.c.search_vector, postgresql_using="gin")
+    Index("ix_geocode_names_search_text", names.c.search_text, postgresql_using="gin",
+          postgresql_ops={"search_text": "gin_trgm_ops"})
+    numbers = Table(
+        "geocode_numbers", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("name_id", BigInteger, nullable=False, comment="Voie (geocode_names.id)"),
+        Column("numero", Integer, nullable=False),
+        Column("rep", Text, comment="Indice de répétition, en minuscules"),
+        Column("ref", Text, nullable=False, comment="Identifiant dans la source (imb_id, clé BAN)"),
+        Column("source", Text, nullable=False, comment="premises ou addresses"),
+        Column("geom", Geometry("Point", srid=SRID, spatial_index=True), nullable=False),
+        comment="Géocodeur : numéros des voies (reconstruit par refresh_search_index)",
+    )
+    Index("ix_geocode_numbers_name_id", numbers.c.name_id, numbers.c.numero)
+
+
+# -- editing: accounts, conventions, proposals, history (migration 0004; services/accounts.py, rights.py,
+#    editing.py, history.py) ------------------------------------------------------------------------------------
+ROLES = ("admin", "editor", "epci_contributor", "epci_reader")
+EPCI_ROLES = ("epci_contributor", "epci_reader")
+
+
+_METADATA: weakref.WeakKeyDictionary[LayerRegistry, MetaData] = weakref.WeakKeyDictionary()
+
+
+def metadata_for(registry: LayerRegistry) -> MetaData:
+    """``build_metadata`` once per registry (tables are pure functions of the declarations)."""
+    if registry not in _METADATA:
+        _METADATA[registry] = build_metadata(registry)
+    return _METADATA[registry]
+
+
+def public_rows_sql(layer: LayerDecl, alias: str | None = None) -> str:
+    """SQL condition of the rows the public sees in a layer table: published and not logically deleted."""
+    if not layer.editable:
+        return "TRUE"
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}validation_state = 'published' AND {prefix}deleted_at IS NULL"
+
+
+def _editing_tables(metadata: MetaData) -> None:
+    """Accounts and their credentials, EPCI conventions, contributors' proposals and the feature history.
+
+    EPCI are referred to by SIREN without a foreign key: ``load boundaries`` replaces the ``epci`` table
+    wholesale, and a convention must outlive a reload.
+    """
+    roles = ", ".join(_sql_literal(r) for r in ROLES)
+    epci_roles = ", ".join(_sql_literal(r) for r in EPCI_ROLES)
+    Table(
+        "accounts", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("username", Text, nullable=False, comment="Identifiant de connexion (minuscules)"),
+        Column("display_name", Text, comment="Nom affiché"),
+        Column("email", Text),
+        Column("password_hash", Text, comment="Empreinte argon2id du mot de passe"),
+        Column("role", Text, nullable=False),
+        Column("epci_siren", Text, comment="EPCI du compte (rôles EPCI seulement)"),
+        Column("active", Boolean, nullable=False, server_default=text("true")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("last_login_at", DateTime(timezone=True)),
+        CheckConstraint(f"role IN ({roles})", name="role"),
+        CheckConstraint(f"(role IN ({epci_roles})) = (epci_siren IS NOT NULL)", name="epci"),
+        comment="Comptes : administrateurs, éditeurs, contributeurs et lecteurs EPCI",
+    )
+    Index("uq_accounts_username", metadata.tables["accounts"].c.username, unique=True)
+    Table(
+        "account_tokens", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+        Column("name", Text, nullable=False, comment="Usage du jeton (QGIS, script…)"),
+        Column("token_hash", Text, nullable=False, comment="SHA-256 du jeton, jamais le jeton"),
+        Column("prefix", Text, nullable=False, comment="Début du jeton, pour le reconnaître"),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("expires_at", DateTime(timezone=True)),
+        Column("last_used_at", DateTime(timezone=True)),
+        Column("revoked_at", DateTime(timezone=True)),
+        comment="Jetons d'accès personnels (Authorization: Bearer)",
+    )
+    Index("uq_account_tokens_token_hash", metadata.tables["account_tokens"].c.token_hash, unique=True)
+    Table(
+        "account_sessions", metadata,
+        Column("id_hash", Text, primary_key=True, comment="SHA-256 du cookie de session"),
+        Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+        Column("csrf_token", Text, nullable=False, comment="Jeton anti-CSRF des formulaires de la session"),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("expires_at", DateTime(timezone=True), nullable=False),
+        Column("ip", Text),
+        comment="Sessions web ouvertes (cookie HttpOnly)",
+    )
+    attempts = Table(
+        "login_attempts", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("username", Text, nullable=False),
+        Column("ip", Text, nullable=False),
+        Column("success", Boolean, nullable=False),
+        Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        comment="Tentatives de connexion (limitation des essais)",
+    )
+    Index("ix_login_attempts_username", attempts.c.username, attempts.c.at)
+    Index("ix_login_attempts_ip", attempts.c.ip, attempts.c.at)
+    conventions = Table(
+        "conventions", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("epci_siren", Text, nullable=False, comment="SIREN de l'EPCI signataire"),
+        Column("direction", Text, nullable=False,
+               comment="ascendante : l'EPCI alimente les couches ; descendante : il y accède"),
+        Column("layers", ARRAY(Text), nullable=False, comment="Couches concernées"),
+        Column("starts_on", Date, nullable=False, comment="Début (inclus)"),
+        Column("ends_on", Date, comment="Fin (incluse) ; vide : sans terme"),
+        Column("reference", Text, nullable=False, comment="Référence du document signé"),
+        Column("status", Text, nullable=False, server_default=text("'active'"),
+               comment="active, suspendue ou terminee"),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        CheckConstraint("direction IN ('ascendante', 'descendante')", name="direction"),
+        CheckConstraint("status IN ('active', 'suspendue', 'terminee')", name="status"),
+        CheckConstraint("ends_on IS NULL OR ends_on >= starts_on", name="dates"),
+        comment="Conventions entre le syndicat et les EPCI : les droits en découlent à chaque requête",
+    )
+    Index("ix_conventions_epci_siren", conventions.c.epci_siren)
+    requests = Table(
+        "change_requests", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("layer_id", Text, nullable=False),
+        Column("fid", BigInteger, nullable=False, comment="Entité visée (pour une création : la ligne proposée)"),
+        Column("kind", Text, nullable=False, comment="create, update ou delete"),
+        Column("status", Text, nullable=False, server_default=text("'pending'")),
+        Column("properties", JSONB, comment="Propriétés proposées (état complet)"),
+        Column("geom", Geometry("GEOMETRY", srid=SRID, spatial_index=True), comment="Géométrie proposée"),
+        Column("base_version", Integer, comment="Version de l'entité sur laquelle porte la proposition"),
+        Column("submitted_by", Text, nullable=False),
+        Column("epci_siren", Text),
+        Column("convention_id", BigInteger),
+        Column("path", Text, nullable=False, comment="web, api, import ou cli"),
+        Column("submitted_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("decided_by", Text),
+        Column("decided_at", DateTime(timezone=True)),
+        Column("comment", Text, comment="Commentaire de l'administrateur"),
+        CheckConstraint("kind IN ('create', 'update', 'delete')", name="kind"),
+        CheckConstraint("status IN ('pending', 'accepted', 'rejected')", name="status"),
+        comment="Propositions des contributeurs EPCI, en attente de validation",
+    )
+    Index("ix_change_requests_status", requests.c.status, requests.c.layer_id)
+    Index("ix_change_requests_feature", requests.c.layer_id, requests.c.fid)
+    history = Table(
+        "feature_history", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("layer_id", Text, nullable=False),
+        Column("fid", BigInteger, nullable=False),
+        Column("action", Text, nullable=False),
+        Column("version_before", Integer),
+        Column("version_after", Integer),
+        Column("actor", Text, nullable=False, comment="Compte auteur du changement"),
+        Column("path", Text, nullable=False, comment="web, api, import ou cli"),
+        Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("properties_before", JSONB),
+        Column("properties_after", JSONB),
+        Column("geom_before", Geometry("GEOMETRY", srid=SRID, spatial_index=False)),
+        Column("geom_after", Geometry("GEOMETRY", srid=SRID, spatial_index=False)),
+        Column("change_request_id", BigInteger),
+        Column("change_set", Text, comment="Lot de modifications (import) auquel appartient le changement"),
+        Column("comment", Text),
+        CheckConstraint("path IN ('web', 'api', 'import', 'cli')", name="path"),
+        comment="Historique de chaque modification d'entité (avant / après)",
+    )
+    Index("ix_feature_history_feature", history.c.layer_id, history.c.fid, history.c.id)
+    Index("ix_feature_history_at", history.c.at)
+
+
+def _importer_tables(metadata: MetaData) -> None:
+    """What the open-data importers keep that is not a map layer (see services/importers/).
+
+    ``premise_eligibility``: ARCEP « Ma connexion internet », one row per building × operator × technology,
+    so the resident report can say which technologies and speed classes each operator offers at an address.
+    """
+    table = Table(
+        "premise_eligibility", metadata,
+        Column("imb_id", Text, primary_key=True, comment="Identifiant immeuble (premises.imb_id)"),
+        Column("code_operateur", Text, primary_key=True, comment="Code ARCEP de l'opérateur commercial (ex. FRTE)"),
+        Column("code_techno", Text, primary_key=True, comment="Technologie : FO, CU, COAX, 4GF, SAT, THDR…"),
+        Column("id_ban", Text, comment="Clé d'interopérabilité BAN de l'adresse (addr_code)"),
+        Column("classe_debit_descendant", Text, comment="Classe de débit descendant (INEL, HD05… THD1G)"),
+        Column("classe_debit_montant", Text, comment="Classe de débit montant"),
+        Column("limitation_go", Integer, comment="Volume de données mensuel limité (Go), vide si illimité"),
+        Column("saturation", Boolean, comment="Réseau saturé (pas de nouvel abonné)"),
+        Column("source", Text, nullable=False, comment="Source de la donnée"),
+        Column("licence", Text, comment="Licence de la source"),
+        Column("source_date", Date, comment="Date de la source"),
+        Column("import_id", Text, comment="Identifiant de l'import qui a écrit la ligne"),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        comment="Éligibilité par immeuble, opérateur et technologie (ARCEP, Ma connexion internet)",
+    )
+    Index("ix_premise_eligibility_id_ban", table.c.id_ban)
 
 
 def migration_filter(metadata: MetaData):

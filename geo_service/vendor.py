@@ -38,6 +38,19 @@ PACKAGES = (
             ("dist/leaflet.markercluster.js", "dist/leaflet.markercluster.js.map", "dist/MarkerCluster.css",
              "dist/MarkerCluster.Default.css"),
             "MIT-LICENCE.txt"),
+    # The /admin editor: placing, moving and reshaping geometries (MIT; its dist bundle includes turf).
+    Package("@geoman-io/leaflet-geoman-free",
+            ("dist/leaflet-geoman.min.js", "dist/leaflet-geoman.min.js.map", "dist/leaflet-geoman.css"), "LICENSE"),
+    # Vector tiles of the dense layers on /map (web/static/js/map-tiles.js). Its licence (Beerware) is stated in
+    # its README, the package has no licence file. Its bundled build also holds the libraries below (BSD, ISC,
+    # MIT): their licence texts are copied with it, their code is not copied twice.
+    Package("leaflet.vectorgrid", ("dist/Leaflet.VectorGrid.bundled.min.js",), "README.md"),
+    Package("pbf", (), "LICENSE"),
+    Package("ieee754", (), "LICENSE"),
+    Package("vector-tile", (), "LICENSE.txt"),
+    Package("point-geometry", (), "package.json"),  # declares ISC; ships no licence text
+    Package("topojson-client", (), "LICENSE.md"),
+    Package("whatwg-fetch", (), "LICENSE"),
 )
 
 
@@ -87,6 +100,7 @@ def copy_dist(web_dir: Path, target: Path) -> list[Path]:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, out)
                 written.append(out)
+        dest.mkdir(parents=True, exist_ok=True)  # a licence-only package has no file of its own
         shutil.copy2(source / package.licence, dest / "LICENSE")
         written.append(dest / "LICENSE")
         licences.append({"name": package.name, "version": version, "licence_file": f"{package.name}/LICENSE"})

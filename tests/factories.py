@@ -14,7 +14,7 @@ from datetime import date
 
 from shapely.geometry import MultiPolygon, Point, box
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import Connection, Table, delete, func, insert
+from sqlalchemy import Connection, Table, delete, func, insert, text
 
 from geo_service.layers import FieldDecl, LayerRegistry
 from geo_service.tables import build_metadata
@@ -145,3 +145,56 @@ def ogc_fixtures(engine, registry: LayerRegistry) -> Iterator[OgcFixtures]:
     finally:
         with engine.begin() as conn:
             fx.factory.cleanup(conn)
+
+
+# -- editing (tests/test_edit_*.py): accounts, conventions, EPCI points -----------------------------------------
+EDIT_SOURCE = "tests-edit"
+EDIT_TABLES = ("change_requests", "feature_history", "conventions", "login_attempts", "account_sessions",
+               "account_tokens", "accounts")
+
+
+def account(conn: Connection, username: str, role: str, *, epci: str | None = None,
+            password: str | None = None) -> str:
+    """Create an account and return a fresh personal access token for it (the API tests authenticate so)."""
+    from geo_service.services import accounts
+
+    accounts.create_account(conn, username, role, password=password, epci_siren=epci)
+    return accounts.create_token(conn, username, "tests")
+
+
+def convention(conn: Connection, registry: LayerRegistry, epci: str, direction: str, layers: list[str], *,
+               starts_on: date, ends_on: date | None = None, reference: str = "CONV-TEST") -> int:
+    from geo_service.services import conventions
+
+    return conventions.add_convention(conn, registry, epci_siren=epci, direction=direction, layers=layers,
+                                      starts_on=starts_on, ends_on=ends_on, reference=reference)
+
+
+@dataclass(frozen=True)
+class EpciPoints:
+    """Two EPCI of the loaded boundaries and a point well inside each (``ST_PointOnSurface``), as (lon, lat)."""
+
+    mine: str
+    other: str
+    inside: tuple[float, float]
+    outside: tuple[float, float]
+
+
+def epci_points(conn: Connection) -> EpciPoints:
+    rows = conn.execute(text(
+        "SELECT siren, ST_X(p), ST_Y(p) FROM (SELECT siren, ST_PointOnSurface(geom) AS p FROM epci "
+        "WHERE siren IN ('200023737', '200067361')) s ORDER BY siren")).all()
+    assert len(rows) == 2, "the Grand Cahors and Grand-Figeac EPCI must be loaded (loaded_boundaries)"
+    (mine, x0, y0), (other, x1, y1) = rows
+    return EpciPoints(mine, other, (x0, y0), (x1, y1))
+
+
+def wipe_editing(conn: Connection, registry: LayerRegistry) -> None:
+    """Remove what the editing tests wrote: their features (source tests-edit) and the editing tables' rows."""
+    tables = build_metadata(registry).tables
+    for layer in registry:
+        if layer.editable:
+            table = tables[layer.id]
+            conn.execute(delete(table).where(table.c.source == EDIT_SOURCE))
+    for name in EDIT_TABLES:
+        conn.execute(text(f"DELETE FROM {name}"))

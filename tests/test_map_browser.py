@@ -181,8 +181,14 @@ def test_popup_shows_hostile_text_as_text(desktop: Visit, test_output: Path):
     page.keyboard.press("Escape")
 
 
-def test_dense_layer_waits_for_zoom_then_loads_by_bbox(desktop: Visit, dense_point, test_output: Path):
+def test_dense_layer_waits_for_zoom_then_loads_vector_tiles(desktop: Visit, dense_point, test_output: Path,
+                                                            registry: LayerRegistry):
     page = desktop.page
+    # Only the premises on the map, so that the click below cannot land on another layer's marker.
+    others = [f"#couche-{la.id}" for la in registry if la.is_public and la.id != "premises"
+              and page.locator(f"#couche-{la.id}").is_checked()]
+    for toggle in others:
+        page.locator(toggle).uncheck()
     page.locator("#couche-premises").check()
     hint = page.locator("#map-hint")
     assert hint.is_visible() and "Zoomez pour afficher les locaux" in hint.inner_text()
@@ -191,14 +197,30 @@ def test_dense_layer_waits_for_zoom_then_loads_by_bbox(desktop: Visit, dense_poi
         pytest.skip("la démo ne contient aucun local FTTH")
     lon, lat = dense_point
     map_name = page.locator(".folium-map").get_attribute("id")
-    with page.expect_response(lambda r: "/api/layers/premises?bbox=" in r.url) as response:
+    tiles = "/ogc/collections/premises/tiles/WebMercatorQuad/16/"
+    with page.expect_response(lambda r: tiles in r.url) as response:
         page.evaluate(f"window['{map_name}'].setView([{lat}, {lon}], 16, {{animate: false}})")
-    assert response.value.status == 200
+    assert response.value.status in (200, 204)
+    mvt = "application/vnd.mapbox-vector-tile"
+    assert response.value.status == 204 or response.value.headers["content-type"] == mvt
     page.wait_for_load_state("networkidle")
     assert hint.is_hidden()
-    assert page.locator(".leaflet-marker-icon").count() > 0
+    assert page.locator("canvas.leaflet-tile").count() > 0
+    assert not any("/api/layers/premises" in u for u in desktop.requests), "tiles, not GeoJSON by bbox"
+    # A click on the premises opens its card, from the tile's properties.
+    x, y = page.evaluate(f"(() => {{ const p = window['{map_name}'].latLngToContainerPoint([{lat}, {lon}]); "
+                         "return [p.x, p.y]; })()")
+    box = page.locator(".folium-map").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    # (An earlier popup may still be fading out: look for this one by its layer's title.)
+    popup = page.locator(".leaflet-popup-content", has_text="Locaux FTTH")
+    popup.wait_for()
+    assert popup.locator("h3").text_content()  # the address, from the tile's properties
     page.screenshot(path=str(test_output / "map-desktop-zoomed.png"))
+    page.keyboard.press("Escape")
     page.locator("#couche-premises").uncheck()
+    for toggle in others:
+        page.locator(toggle).check()
 
 
 def test_no_request_leaves_the_machine(desktop: Visit):

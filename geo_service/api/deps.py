@@ -1,28 +1,34 @@
-"""Dependency aliases shared by the routers: settings, layer registry, database connection."""
+"""Dependency aliases shared by the routers: settings, layer registry, database connection, who is asking."""
 
 from __future__ import annotations
 
+import base64
+import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, Engine
 
-from geo_service.errors import NotFound
+from geo_service.errors import Forbidden, NotFound, Unauthenticated
 from geo_service.layers import LayerDecl, LayerRegistry
+from geo_service.services import accounts, rights
+from geo_service.services.accounts import ANONYMOUS_PRINCIPAL, Principal
 from geo_service.services.ogc.reader import ANONYMOUS, Reader
 from geo_service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# The three below are async only to stay on the event loop: FastAPI runs a sync dependency in the
+# thread pool, a costly hop for reading an attribute.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> LayerRegistry:
+async def get_registry(request: Request) -> LayerRegistry:
     return request.app.state.registry
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
@@ -38,9 +44,73 @@ def get_public_layer(layer_id: str, registry: Annotated[LayerRegistry, Depends(g
     return registry.get(layer_id)
 
 
-def get_reader(request: Request) -> Reader:
-    """Who is reading. No accounts yet: everyone is the anonymous public (published rows, public fields)."""
-    return ANONYMOUS
+# -- accounts: who is asking (services/accounts.py), what they may read (services/rights.py) ----------------------
+SESSION_COOKIE = "gs_session"
+CSRF_HEADER = "X-CSRF-Token"
+
+
+def _token_from_header(value: str) -> str:
+    """The personal access token of ``Authorization: Bearer <token>``, or ``Basic`` with the token as password
+    (QGIS's basic authentication); account passwords are never accepted here, only at the login form."""
+    scheme, _, credentials = value.strip().partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    if scheme.lower() == "basic":
+        try:
+            _user, _, token = base64.b64decode(credentials.strip()).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            token = ""
+        if token:
+            return token
+    raise Unauthenticated("En-tête Authorization non reconnu : « Bearer <jeton> » attendu",
+                          headers=rights.BEARER_CHALLENGE)
+
+
+def get_principal(request: Request) -> Principal:
+    """Who is asking: a token (``Authorization``), else a session cookie, else the anonymous public.
+
+    A bad token is a 401 (a script must know); a stale session cookie just reads as anonymous.
+    """
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    principal = ANONYMOUS_PRINCIPAL
+    header = request.headers.get("authorization")
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if header or cookie:
+        with request.app.state.engine.begin() as conn:
+            if header:
+                found = accounts.principal_from_token(conn, _token_from_header(header))
+                if found is None:
+                    raise Unauthenticated("Jeton d'accès invalide, expiré ou révoqué",
+                                          headers=rights.BEARER_CHALLENGE)
+                principal = found
+            elif cookie:
+                principal = accounts.principal_from_session(conn, cookie) or ANONYMOUS_PRINCIPAL
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def get_reader(request: Request, principal: PrincipalDep) -> Reader:
+    """What the request may read: the public, or more for accounts (``rights.reader_for``)."""
+    if not principal.authenticated:
+        return ANONYMOUS
+    with request.app.state.engine.connect() as conn:
+        return rights.reader_for(conn, principal)
+
+
+def get_writer(request: Request, principal: PrincipalDep) -> Principal:
+    """An account allowed to send changes. Through a session cookie, the request must also carry the
+    session's anti-CSRF token (header ``X-CSRF-Token``): a cookie alone is what a forged request has."""
+    rights.require_account(principal)
+    if principal.via == "session":
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not (principal.csrf_token and hmac.compare_digest(sent, principal.csrf_token)):
+            raise Forbidden("Jeton anti-CSRF manquant ou invalide (en-tête X-CSRF-Token) : rechargez la page")
+    return principal
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -49,3 +119,4 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 ConnectionDep = Annotated[Connection, Depends(get_connection)]
 PublicLayerDep = Annotated[LayerDecl, Depends(get_public_layer)]
 ReaderDep = Annotated[Reader, Depends(get_reader)]
+WriterDep = Annotated[Principal, Depends(get_writer)]

@@ -7,12 +7,10 @@ SQL and the checks of every parameter live in the services. HTTP manners are her
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from email.utils import format_datetime, parsedate_to_datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -20,9 +18,12 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
+from geo_service.api.caching import cache_headers, etag_of, not_modified
 from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep
+from geo_service.api.ogc_edit import feature_etag
 from geo_service.api.pages import templates_for
 from geo_service.errors import InvalidParameter
+from geo_service.services import editing, layer_state
 from geo_service.services.ogc import catalog, query
 from geo_service.services.ogc.collection import Collection, open_collection, readable_collections
 from geo_service.services.ogc.crs import CRS84, parse_crs
@@ -52,7 +53,8 @@ class ItemsParams(BaseModel):
     f: str | None = Field(None, description="json ou html")
 
 
-def get_collection(collectionId: str, registry: RegistryDep, reader: ReaderDep) -> Collection:  # noqa: N803
+async def get_collection(collectionId: str, registry: RegistryDep, reader: ReaderDep) -> Collection:  # noqa: N803
+    # async: no I/O here, and a sync dependency would cost a trip to the thread pool on every request.
     return open_collection(registry, collectionId, reader)
 
 
@@ -87,40 +89,17 @@ def _is_number(text: str) -> bool:
 
 
 def _base(request: Request) -> str:
-    return str(request.url_for("ogc_landing")).rstrip("/")
-
-
-def _cache_headers(settings: Settings, etag: str, last_modified: datetime | None = None) -> dict[str, str]:
-    headers = {"ETag": etag, "Cache-Control": f"public, max-age={settings.api.cache_max_age_s}", "Vary": "Accept"}
-    if last_modified is not None:
-        headers["Last-Modified"] = format_datetime(last_modified.astimezone(UTC), usegmt=True)
-    return headers
-
-
-def _not_modified(request: Request, etag: str, last_modified: datetime | None) -> bool:
-    if_none_match = request.headers.get("if-none-match")
-    if if_none_match is not None:
-        return etag in (t.strip().removeprefix("W/") for t in if_none_match.split(",")) or if_none_match == "*"
-    since = request.headers.get("if-modified-since")
-    if since and last_modified is not None:
-        try:
-            return last_modified.replace(microsecond=0) <= parsedate_to_datetime(since)
-        except (TypeError, ValueError):
-            return False
-    return False
-
-
-def _etag(*parts: object) -> str:
-    return '"' + hashlib.sha256(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()[:32] + '"'
+    # What url_for("ogc_landing") gives (root_path included), without its walk through every route.
+    return str(request.base_url).rstrip("/") + router.prefix
 
 
 def document(request: Request, settings: Settings, doc: dict, *, media_type: str, template: str,
-             context: dict | None = None, headers: dict | None = None) -> Response:
-    """A JSON document, or its HTML page, with an ETag made of its content and a 304 when it matches."""
+             context: dict | None = None, headers: dict | None = None, etag: str | None = None) -> Response:
+    """A JSON document, or its HTML page, with an ETag (made of its content unless given) and a 304 when it matches."""
     html = wants_html(request)
-    etag = _etag(html, doc)
-    cache = {**_cache_headers(settings, etag), **(headers or {})}
-    if _not_modified(request, etag, None):
+    etag = etag or etag_of(html, doc)
+    cache = {**cache_headers(settings, etag), **(headers or {})}
+    if not_modified(request, etag, None):
         return Response(status_code=304, headers=cache)
     if not html:
         return JSONResponse(doc, media_type=media_type, headers=cache)
@@ -186,10 +165,11 @@ def items(request: Request, settings: SettingsDep, coll: CollectionDep, conn: Co
     if html:
         # Browsers draw CRS84 (Leaflet); the HTML page therefore ignores crs.
         q = replace(q, crs=CRS84)
-    count, max_fid, last_modified = query.layer_state(conn, coll)
-    etag = _etag(coll.id, count, max_fid, last_modified, html, sorted(pairs))
-    headers = {**_cache_headers(settings, etag, last_modified), "Content-Crs": f"<{q.crs.uri}>"}
-    if _not_modified(request, etag, last_modified):
+    # The layer's change counter, not count/max over the table: one primary-key lookup.
+    state = layer_state.state(conn, coll.id)
+    etag = etag_of(coll.id, state.version, state.changed_at, coll.reader, html, sorted(pairs))
+    headers = {**cache_headers(settings, etag, state.changed_at), "Content-Crs": f"<{q.crs.uri}>"}
+    if not_modified(request, etag, state.changed_at):
         return Response(status_code=304, headers=headers)
     matched = query.count_matched(conn, coll, q)
     members = {"numberMatched": matched, "timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -199,6 +179,10 @@ def items(request: Request, settings: SettingsDep, coll: CollectionDep, conn: Co
         page = {**members, "features": features, "numberReturned": len(features)}
         return document(request, settings, page, media_type=catalog.GEOJSON, template="ogc/items.html",
                         context={"collection": coll, "query": q}, headers=headers)
+    if not query.is_streamed(q):
+        # A page of at most one batch: built on this connection, no second connection or streaming.
+        body = "".join(query.stream_feature_collection(conn, coll, q, members))
+        return Response(body, media_type=catalog.GEOJSON, headers=headers)
     return StreamingResponse(_stream(engine, coll, q, members), media_type=catalog.GEOJSON, headers=headers)
 
 
@@ -237,6 +221,10 @@ def item(request: Request, settings: SettingsDep, coll: CollectionDep, conn: Con
         catalog.link(f"{url}/items/{featureId}?f=html", "alternate", catalog.HTML, "Cette entité (HTML)"),
         catalog.link(url, "collection", catalog.JSON, coll.layer.title),
     ]
+    version = editing.feature_version(conn, coll.layer, int(featureId))
+    # Part 4 (api/ogc_edit.py): an editable feature's ETag names its version, sent back in If-Match to change it.
+    etag = None if version is None else \
+        feature_etag(version, html, target != CRS84 and target.uri, not coll.reader.is_public)
     return document(request, settings, feature, media_type=catalog.GEOJSON, template="ogc/item.html",
-                    context={"collection": coll}, headers={"Content-Crs": f"<{target.uri}>"})
+                    context={"collection": coll}, headers={"Content-Crs": f"<{target.uri}>"}, etag=etag)
 

@@ -20,6 +20,7 @@ import shapely.geometry
 from shapely.errors import ShapelyError
 from sqlalchemy import Connection, text
 
+from geo_service.services import geocoder
 from geo_service.settings import TerritorySettings
 
 INSEE_CODE = re.compile(r"^[0-9][0-9AB][0-9]{3}$")
@@ -349,4 +350,6 @@ def _write(conn: Connection, territory: TerritorySettings, communes: list[_Commu
     conn.execute(text("INSERT INTO dataset_loads (kind, source, details)"
                       " VALUES ('boundaries', :source, CAST(:details AS jsonb))"),
                  {"source": source, "details": json.dumps(details, ensure_ascii=False)})
+    # Commune names are searchable: the geocoder's derived index follows the new boundaries.
+    geocoder.refresh_search_index(conn)
     return report

@@ -53,8 +53,8 @@ def _quote(identifier: str) -> str:
 
 
 def _visible_rows(layer: LayerDecl) -> str:
-    # Proposals and rejected edits are never shown to the public.
-    return "validation_state = 'published'" if layer.editable else "TRUE"
+    # Proposals, rejected edits and logically deleted rows are never shown to the public.
+    return "validation_state = 'published' AND deleted_at IS NULL" if layer.editable else "TRUE"
 
 
 def _properties_sql(layer: LayerDecl, include_restricted: bool) -> str:

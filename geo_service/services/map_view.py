@@ -31,6 +31,21 @@ FALLBACK_BOUNDS: Bounds = ((41.3, -5.2), (51.1, 9.6))
 MIN_ZOOM, MAX_ZOOM = 6, 19
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]  # (south, west), (north, east) in degrees
+POINT_ZOOM = 16  # the view of an address or a clicked point: its street and neighbours
+
+# The map's own texts (controls, messages) in the languages an embed may ask for; the data stays in French.
+CHROME_STRINGS: dict[str, dict[str, str]] = {
+    "fr": {},  # map.js carries the French texts as its defaults
+    "en": {
+        "zoomIn": "Zoom in", "zoomOut": "Zoom out", "closeCard": "Close", "sources": "Data sources",
+        "mapping": "Map: Leaflet", "backgroundFailed": "The background could not be loaded.",
+        "demoFeature": "Demonstration data (fictitious)", "layerFailed": "Layer not loaded, try again later:",
+        "locate": "Locate me", "locating": "Finding your position…", "here": "Your position",
+        "located": "Map centred on your position.",
+        "noPosition": "Your position is not available. Check your browser's location permission.",
+    },
+}
+LANGUAGES = tuple(CHROME_STRINGS)
 
 
 def vendor_assets(static_base: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
@@ -216,7 +231,7 @@ def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
 
 
 def build_map_page(conn: Connection, registry: LayerRegistry, settings: MapSettings, territory: str,
-                   base_path: str = "") -> MapPage:
+                   base_path: str = "", lang: str = "fr") -> MapPage:
     """Everything ``map/index.html`` needs: grouped toggles with legends, the Folium map and map.js's config."""
     public = [layer for layer in registry if layer.is_public]
     counts = {layer.id: features.count(conn, layer) for layer in public}
@@ -242,6 +257,11 @@ def build_map_page(conn: Connection, registry: LayerRegistry, settings: MapSetti
         "background": [{"id": layer.id, "attribution": layer.attribution, "color": layer.style.color}
                        for layer in background],
         "layers": [_layer_config(layer, layer.id in dense) for layer in public],
+        "strings": CHROME_STRINGS.get(lang, {}),
+        "pointZoom": POINT_ZOOM,
+        # resident.js (search, report): the API it calls and the page without JavaScript.
+        "resident": {"geocode": f"{base_path}/api/geocode", "nearby": f"{base_path}/api/nearby",
+                     "reportPage": f"{base_path}/map/report"},
     }
     return MapPage(title="Services près de chez vous", territory=territory,
                    groups=[LayerGroupView(title, layers) for title, layers in groups.items()],

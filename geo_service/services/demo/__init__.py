@@ -16,6 +16,7 @@ from datetime import date
 from sqlalchemy import Connection, text
 
 from geo_service.layers import LayerRegistry
+from geo_service.services import geocoder
 from geo_service.services.demo import addresses, coverage, fibre, med, mobile, places
 from geo_service.services.demo.errors import DemoError
 from geo_service.services.demo.geometry import rng_for
@@ -107,8 +108,12 @@ def generate(conn: Connection, registry: LayerRegistry, territory: TerritorySett
     started = time.perf_counter()
     params = _prepare(conn, registry, territory)
     land = Territory.load(conn)
+    say = progress or (lambda _message: None)
     with _without_jit(conn):
-        counts, deleted = _write_all(conn, registry, params, land, seed, progress or (lambda _message: None))
+        counts, deleted = _write_all(conn, registry, params, land, seed, say)
+        # The geocoder searches the premises' addresses: its index is rebuilt from the new rows.
+        say("Index de recherche d'adresses…")
+        geocoder.refresh_search_index(conn)
     duration = time.perf_counter() - started
     record_load(conn, params.provenance.source, {
         "seed": seed, "reference_date": params.reference_date.isoformat(), "counts": counts, "deleted": deleted,

@@ -4,14 +4,16 @@ Coverage: for each operator and technology, discs around the demo masts in servi
 technology, growing with the mast's height) merged in Lambert-93, minus the relief shadows (a programme
 mast covers its own valley, not its neighbours'), clipped to the territory, stored as disjoint rings
 TBC / BC / CL.
-White zones: the territory minus the union of the stored coverage rows, so that they cannot overlap
-what they were derived from; fragments below ``min_part_m2`` (rounding slivers) are dropped.
+White zones: computed by ``services/white_zones.py`` (the same code as for real coverage) on the demo rows:
+the territory minus the union of the stored coverage rows, so that they cannot overlap what they were
+derived from; fragments below ``min_part_m2`` (rounding slivers) are dropped.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
+from geo_service.services import white_zones as white_zone_service
 from geo_service.services.demo.mobile import Mobile
 from geo_service.services.demo.params import OPERATORS, DemoParams
 from geo_service.services.demo.writer import Stamp
@@ -79,41 +81,9 @@ SELECT :op, :tech, niveau, :usage, :date_reference, g, {_PROVENANCE_VALUES}
 FROM rings WHERE NOT ST_IsEmpty(g)
 """
 
-_WEIGHTS = """
-CREATE TEMP TABLE demo_weights AS
-WITH cur AS (SELECT code_insee_actuel, sum(coalesce(population, 0)) AS pop FROM communes GROUP BY 1),
-     n AS (SELECT c.code_insee_actuel, count(*) AS n FROM premises p JOIN communes c USING (code_insee)
-           WHERE p.demo GROUP BY 1)
-SELECT c.code_insee, cur.pop::float8 / n.n AS weight
-FROM communes c JOIN cur USING (code_insee_actuel) JOIN n USING (code_insee_actuel)
-"""
-
-# Population: each demo premise stands for its current commune's population divided by its premises.
-_WHITE = f"""
-WITH zone AS MATERIALIZED (
-  SELECT ST_Multi(ST_Collect(d.geom)) AS g
-  FROM ST_Dump(ST_CollectionExtract(ST_Difference(
-         (SELECT ST_Union(geom) FROM territory),
-         coalesce((SELECT ST_Union(geom ORDER BY operateur, niveau) FROM mobile_coverage
-                   WHERE demo AND technologie = :tech AND (:op = 'tous' OR operateur = :op)),
-                  {_EMPTY.format(srid=4326)})), 3)) AS d
-  WHERE ST_Area(ST_Transform(d.geom, 2154)) >= :min_area
-)
-INSERT INTO white_zones (kind, technologie, operateur, source_calcul, surface_km2, population_estimee,
-                         date_reference, geom, {_PROVENANCE_COLUMNS})
-SELECT 'mobile', :tech, :op, 'calculee', round((ST_Area(ST_Transform(z.g, 2154)) / 1e6)::numeric, 2)::float8,
-       coalesce((SELECT round(sum(w.weight ORDER BY p.imb_id))::int
-                 FROM premises p JOIN demo_weights w USING (code_insee)
-                 WHERE p.demo AND ST_Intersects(z.g, p.geom)), 0),
-       :date_reference, z.g, {_PROVENANCE_VALUES}
-FROM zone z WHERE z.g IS NOT NULL
-"""
-
-
 def _drop_temp(conn: Connection) -> None:
     # Temporary tables live as long as the session: drop them so a second run in one transaction works.
-    conn.execute(text("DROP TABLE IF EXISTS pg_temp.demo_sites, pg_temp.demo_shadows, pg_temp.demo_frame,"
-                      " pg_temp.demo_weights"))
+    conn.execute(text("DROP TABLE IF EXISTS pg_temp.demo_sites, pg_temp.demo_shadows, pg_temp.demo_frame"))
 
 
 def coverage(conn: Connection, params: DemoParams, sites: Mobile, stamp: Stamp) -> int:
@@ -138,17 +108,11 @@ def coverage(conn: Connection, params: DemoParams, sites: Mobile, stamp: Stamp) 
 
 
 def white_zones(conn: Connection, params: DemoParams, stamp: Stamp) -> int:
-    """White zones per operator having coverage of the technology, and for all operators ("tous")."""
+    """White zones of the demo coverage, computed by the service that computes the real ones (any level
+    counts as covered: a demo white zone is where no demo mast reaches at all)."""
     wz, cov = params.mobile.white_zones, params.mobile.coverage
-    _drop_temp(conn)
-    conn.execute(text(_WEIGHTS))
-    rows = 0
-    for tech in wz.technologies:
-        covered = set(conn.execute(text("SELECT DISTINCT operateur FROM mobile_coverage WHERE demo AND "
-                                        "technologie = :tech"), {"tech": tech}).scalars())
-        for op in ("tous", *(o for o in OPERATORS if o in covered)):
-            rows += conn.execute(text(_WHITE), {
-                "op": op, "tech": tech, "min_area": wz.min_part_m2, "date_reference": cov.date_reference,
-                **stamp.columns()}).rowcount
-    _drop_temp(conn)
-    return rows
+    provenance = {k: v for k, v in stamp.columns().items() if k in ("source", "licence", "source_date",
+                                                                    "updated_by", "import_id")}
+    return sum(white_zone_service.compute(conn, tech, "CL", demo=True, date_reference=cov.date_reference,
+                                          min_part_m2=wz.min_part_m2, provenance=provenance).rows
+               for tech in wz.technologies)

@@ -6,10 +6,13 @@ and from the table itself (spatial and temporal extent), so a new layer file app
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 from sqlalchemy import Connection, func, null, select
 
+from geo_service.services import layer_state
+from geo_service.services.layer_state import LayerState
 from geo_service.services.ogc.collection import Collection, Prop
 from geo_service.services.ogc.crs import STORAGE_CRS, SUPPORTED
 
@@ -19,6 +22,8 @@ HTML = "text/html"
 SCHEMA_JSON = "application/schema+json"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+REL_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
+REL_TILING_SCHEMES = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
 
 # Only the classes the tests exercise (tests/test_ogc_*.py); each line names what it commits us to.
 CONFORMANCE = [
@@ -40,6 +45,17 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    # Part 4 (tests/test_edit_api.py, test_edit_rights.py): POST/PUT/DELETE, PATCH (merge patch), on features.
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
+    "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/features",
+    # OGC API – Tiles Part 1 (tests/test_tiles.py): vector tiles per collection and for all of them.
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/dataset-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
 ]
 # Licence texts of the declarations and where their terms are published.
 LICENCE_URLS = {
@@ -68,6 +84,8 @@ def landing(base: str, title: str, description: str, docs_url: str) -> dict:
             link(docs_url, "service-doc", HTML, "Documentation interactive de l'API"),
             link(f"{base}/conformance", "conformance", JSON, "Classes de conformité"),
             link(f"{base}/collections", "data", JSON, "Collections (couches)"),
+            link(f"{base}/tiles", REL_TILESETS_VECTOR, JSON, "Tuiles vectorielles de toutes les couches publiques"),
+            link(f"{base}/tileMatrixSets", REL_TILING_SCHEMES, JSON, "Grilles de tuilage"),
         ],
     }
 
@@ -82,8 +100,18 @@ def licence_url(licence: str) -> str | None:
     return next((url for name, url in LICENCE_URLS.items() if licence.startswith(name)), None)
 
 
-def extent(conn: Connection, collection: Collection) -> dict:
+# Extents scan the whole table (ST_Extent): computed once per layer version, not on every request.
+_EXTENTS = layer_state.VersionedCache()
+
+
+def extent(conn: Connection, collection: Collection, state: LayerState | None = None) -> dict:
     """Spatial extent (CRS84) and, for a layer with a date field, temporal extent of the visible rows."""
+    state = state if state is not None else layer_state.state(conn, collection.id)
+    key = (collection.id, collection.reader.published_only, collection.layer.date_field)
+    return _EXTENTS.get(key, state, lambda: _compute_extent(conn, collection))
+
+
+def _compute_extent(conn: Connection, collection: Collection) -> dict:
     box = func.ST_Extent(collection.geom)
     prop = collection.date_prop
     first, last = (func.min(prop.column), func.max(prop.column)) if prop else (null(), null())
@@ -91,7 +119,10 @@ def extent(conn: Connection, collection: Collection) -> dict:
                               first, last).where(collection.visible_rows())).one()
     result: dict = {}
     if row[0] is not None:
-        result["spatial"] = {"bbox": [[round(v, 6) for v in row[:4]]], "crs": STORAGE_CRS.uri}
+        # Rounded outwards: the box must still contain every feature (tilesets and clients rely on it).
+        x0, y0, x1, y1 = (v * 1e6 for v in row[:4])
+        box = [math.floor(x0) / 1e6, math.floor(y0) / 1e6, math.ceil(x1) / 1e6, math.ceil(y1) / 1e6]
+        result["spatial"] = {"bbox": [box], "crs": STORAGE_CRS.uri}
     if prop is not None:
         result["temporal"] = {"interval": [[_iso(row[4]), _iso(row[5])]],
                               "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"}
@@ -105,7 +136,8 @@ def _iso(value: date | None) -> str | None:
     return text if "T" in text else f"{text}T00:00:00Z"
 
 
-def collection_document(conn: Connection, collection: Collection, base: str) -> dict:
+def collection_document(conn: Connection, collection: Collection, base: str,
+                        state: LayerState | None = None) -> dict:
     """``/collections/{id}``: the layer declaration and the table's extent, with Part 2 CRS lists."""
     layer, url = collection.layer, f"{base}/collections/{collection.id}"
     links = [
@@ -114,6 +146,7 @@ def collection_document(conn: Connection, collection: Collection, base: str) -> 
         link(f"{url}/items", "items", GEOJSON, "Entités (GeoJSON)"),
         link(f"{url}/items?f=html", "items", HTML, "Entités (HTML)"),
         link(f"{url}/queryables", REL_QUERYABLES, SCHEMA_JSON, "Propriétés interrogeables"),
+        link(f"{url}/tiles", REL_TILESETS_VECTOR, JSON, "Tuiles vectorielles"),
     ]
     href = licence_url(layer.licence)
     if href:
@@ -121,16 +154,17 @@ def collection_document(conn: Connection, collection: Collection, base: str) -> 
     return {
         "id": collection.id, "title": layer.title, "description": layer.description.strip(),
         "itemType": "feature", "attribution": layer.attribution, "license": layer.licence,
-        "keywords": [layer.group], "links": links, "extent": extent(conn, collection),
+        "keywords": [layer.group], "links": links, "extent": extent(conn, collection, state),
         "crs": [crs.uri for crs in SUPPORTED], "storageCrs": STORAGE_CRS.uri,
     }
 
 
 def collections_document(conn: Connection, collections: list[Collection], base: str) -> dict:
+    states = layer_state.states(conn, [c.id for c in collections])
     return {
         "links": [link(f"{base}/collections", "self", JSON, "Collections (JSON)"),
                   link(f"{base}/collections?f=html", "alternate", HTML, "Collections (HTML)")],
-        "collections": [collection_document(conn, c, base) for c in collections],
+        "collections": [collection_document(conn, c, base, states[c.id]) for c in collections],
         "crs": [crs.uri for crs in SUPPORTED],
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import Column, ColumnElement, MetaData, Table, true
+from sqlalchemy import Column, ColumnElement, MetaData, Table, and_, true
 
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.layers import FieldDecl, LayerDecl, LayerRegistry
@@ -77,9 +77,13 @@ class Collection:
 
     def visible_rows(self) -> ColumnElement[bool]:
         """Rows this reader may see: proposals and rejected edits stay hidden from the public."""
-        if self.layer.editable and self.reader.published_only:
-            return self.table.c.validation_state == "published"
-        return true()
+        if not self.layer.editable:
+            return true()
+        # Logically deleted rows are hidden from every reader (services/editing.py restores them).
+        alive = self.table.c.deleted_at.is_(None)
+        if self.reader.published_only:
+            return and_(alive, self.table.c.validation_state == "published")
+        return alive
 
     def prop(self, name: str, parameter: str) -> Prop:
         """The property ``name``, or a 400 naming the parameter and the properties that exist."""
@@ -91,7 +95,7 @@ class Collection:
 
 
 def _props(layer: LayerDecl, table: Table, reader: Reader) -> dict[str, Prop]:
-    fields = layer.fields if reader.include_restricted else layer.public_fields()
+    fields = layer.fields if reader.sees_restricted(layer) else layer.public_fields()
     props = {f.name: Prop(f.name, f.type, f.label, table.c[f.name], f) for f in fields}
     if layer.editable:
         props.update({name: Prop(name, type_, title, table.c[name]) for name, type_, title in _SERVICE_PROPERTIES})

@@ -1,7 +1,7 @@
-"""Who is reading: the one place that decides which layers, rows and fields a request may see.
+"""Who is reading: what layers, rows and fields a request may see.
 
-There are no accounts yet, so every request reads as the anonymous public. When accounts arrive
-(editing issue), the dependency that builds a ``Reader`` changes; the OGC services already ask it.
+The reader of a request is built by ``geo_service.services.rights.reader_for`` from its account and the
+conventions in force (``geo_service.api.deps.get_reader``); the OGC services only ask it.
 """
 
 from __future__ import annotations
@@ -15,12 +15,24 @@ from geo_service.layers import LayerDecl
 class Reader:
     """What one request may read; ``ANONYMOUS`` is the public."""
 
+    # Every restricted layer and field (administrators, editors).
     include_restricted: bool = False
     # Editors will also see proposals; the public only sees published rows.
     published_only: bool = True
+    # Restricted layers (and their restricted fields) opened by a descending convention in force.
+    restricted_layers: frozenset[str] = frozenset()
+
+    def sees_restricted(self, layer: LayerDecl) -> bool:
+        """Whether the restricted fields (and, for a restricted layer, the layer itself) are visible."""
+        return self.include_restricted or layer.id in self.restricted_layers
 
     def can_read(self, layer: LayerDecl) -> bool:
-        return layer.is_public or self.include_restricted
+        return layer.is_public or self.sees_restricted(layer)
+
+    @property
+    def is_public(self) -> bool:
+        """True for the anonymous view, which caches may share between users."""
+        return self == ANONYMOUS
 
 
 ANONYMOUS = Reader()

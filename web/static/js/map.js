@@ -8,6 +8,9 @@
  *
  * Every value coming from the data is written with textContent (never innerHTML), so a feature property
  * such as "<img onerror=…>" is shown as text.
+ *
+ * The same script draws /map and /map/embed. The URL chooses the layers (layers=a,b) and the view
+ * (lat, lon, zoom); window.lotMap lets resident.js (search, report, shareable URL) follow the layers shown.
  */
 (function () {
   "use strict";
@@ -20,6 +23,12 @@
   var NBSP = "\u00a0";
   var dateFormat = new Intl.DateTimeFormat("fr-FR", {day: "numeric", month: "long", year: "numeric", timeZone: "UTC"});
   var numberFormat = new Intl.NumberFormat("fr-FR", {maximumFractionDigits: 2});
+  var params = new URLSearchParams(window.location.search);
+
+  function t(key, fallback) {
+    // Chrome texts in the page's language (the embed may be in English); the data stays in French.
+    return (config.strings && config.strings[key]) || fallback;
+  }
 
   // ---- small DOM helpers -------------------------------------------------------------------------------
 
@@ -32,7 +41,7 @@
 
   function say(message) {
     // Polite live region: screen-reader users hear loading results and errors.
-    statusEl.textContent = message;
+    if (statusEl) statusEl.textContent = message;
   }
 
   function codeMap(pairs) {
@@ -43,13 +52,13 @@
 
   // ---- map chrome in French ----------------------------------------------------------------------------
 
-  L.control.zoom({zoomInTitle: "Zoomer", zoomOutTitle: "Dézoomer"}).addTo(map);
+  L.control.zoom({zoomInTitle: t("zoomIn", "Zoomer"), zoomOutTitle: t("zoomOut", "Dézoomer")}).addTo(map);
   L.control.scale({imperial: false}).addTo(map);
   map.on("popupopen", function (e) {
     var close = e.popup.getElement() && e.popup.getElement().querySelector(".leaflet-popup-close-button");
     if (close) {
-      close.setAttribute("aria-label", "Fermer la fiche");
-      close.setAttribute("title", "Fermer la fiche");
+      close.setAttribute("aria-label", t("closeCard", "Fermer la fiche"));
+      close.setAttribute("title", t("closeCard", "Fermer la fiche"));
     }
   });
 
@@ -74,7 +83,7 @@
     onAdd: function () {
       var box = L.DomUtil.create("div", "leaflet-control-attribution map-sources");
       var details = el("details");
-      details.appendChild(el("summary", "map-sources__title", "Sources des données"));
+      details.appendChild(el("summary", "map-sources__title", t("sources", "Sources des données")));
       details.appendChild(sourcesList);
       details.open = !window.matchMedia("(max-width: 48em)").matches;
       box.appendChild(details);
@@ -87,7 +96,7 @@
 
   function renderSources() {
     var items = Object.keys(sources).map(function (text) { return el("li", null, text); });
-    items.push(el("li", null, "Cartographie : Leaflet"));
+    items.push(el("li", null, t("mapping", "Cartographie : Leaflet")));
     sourcesList.replaceChildren.apply(sourcesList, items);
   }
 
@@ -124,7 +133,7 @@
   }
 
   function noteDemo(collection) {
-    if (!badgeEl.hidden) return;
+    if (!badgeEl || !badgeEl.hidden) return;
     var demo = (collection.features || []).some(function (f) { return f.properties && f.properties.demo === true; });
     if (demo) badgeEl.hidden = false;
   }
@@ -143,7 +152,7 @@
                 fill: first, fillColor: "#f7f4ec", fillOpacity: 1},
       }).addTo(map);
       cite(bg.attribution, true);
-    }).catch(function () { say("Le fond de carte n'a pas pu être chargé."); });
+    }).catch(function () { say(t("backgroundFailed", "Le fond de carte n'a pas pu être chargé.")); });
   });
 
   // ---- feature styling and popups ---------------------------------------------------------------------
@@ -211,7 +220,7 @@
       list.appendChild(dd);
     });
     root.appendChild(list);
-    if (props.demo === true) root.appendChild(el("p", "popup__demo", "Donnée de démonstration (fictive)"));
+    if (props.demo === true) root.appendChild(el("p", "popup__demo", t("demoFeature", "Donnée de démonstration (fictive)")));
     return root;
   }
 
@@ -240,6 +249,13 @@
       onEachFeature: function (feature, layer) {
         layer.bindPopup(function () { return popupContent(decl, feature.properties || {}); },
                         {maxWidth: 320, autoPanPadding: [16, 16]});
+        if (decl.shape !== "point") {
+          // An area's popup stops the map's own click: tell resident.js where the click was, so a click in a
+          // white zone gives both the zone's card and the report at that spot.
+          layer.on("click", function (e) {
+            document.dispatchEvent(new CustomEvent("lotmap:areaclick", {detail: {lat: e.latlng.lat, lon: e.latlng.lng}}));
+          });
+        }
       },
     });
   }
@@ -249,6 +265,11 @@
   var states = {};
 
   function container(decl) {
+    if (decl.dense && window.lotTiles) {
+      // Vector tiles (map-tiles.js) rather than GeoJSON by bounding box: drawn in the same colours and popups.
+      return window.lotTiles.denseLayer(map, decl, {minZoom: config.denseMinZoom, colourOf: colourOf,
+                                                    popupContent: popupContent});
+    }
     if (decl.cluster) {
       return L.markerClusterGroup({
         // Close in, every point shows on its own (a resident looks for their own building).
@@ -301,7 +322,7 @@
       state.loaded = true;
       say(state.decl.title + " : " + n + " élément" + (n > 1 ? "s" : "") + " affiché" + (n > 1 ? "s" : "") + ".");
     }).catch(function () {
-      say("La couche « " + state.decl.title + " » n'a pas pu être chargée. Réessayez plus tard.");
+      say(t("layerFailed", "Couche non chargée, réessayez plus tard :") + " " + state.decl.title);
     }).then(function () { setBusy(state, false); });
   }
 
@@ -312,6 +333,7 @@
   }
 
   function loadDense(state) {
+    if (state.group.isVectorTiles) return updateHints();  // the tile layer follows the view by itself
     // Dense layers (≈130,000 premises) come by bounding box, and only once zoomed in enough.
     var zoomedIn = map.getZoom() >= config.denseMinZoom;
     updateHints();
@@ -336,7 +358,7 @@
     }).catch(function (err) {
       if (err.name === "AbortError") return;
       setBusy(state, false);
-      say("La couche « " + state.decl.title + " » n'a pas pu être chargée. Réessayez plus tard.");
+      say(t("layerFailed", "Couche non chargée, réessayez plus tard :") + " " + state.decl.title);
     });
   }
 
@@ -350,6 +372,7 @@
       if (state.hint) state.hint.hidden = !show;
       if (show) messages.push(state.decl.zoomHint);
     });
+    if (!hintEl) return;
     hintEl.textContent = messages.join(" · ");
     hintEl.hidden = messages.length === 0;
   }
@@ -357,6 +380,7 @@
   function setLayer(state, on) {
     if (state.on === on) return;
     state.on = on;
+    state.checkbox.checked = on;
     state.legend.hidden = !on;
     cite(state.decl.attribution, on);
     if (on) {
@@ -384,10 +408,38 @@
       hint: document.querySelector('[data-hint-for="' + decl.id + '"]'),
     };
     states[decl.id] = state;
-    checkbox.addEventListener("change", function () { setLayer(state, checkbox.checked); });
+    checkbox.addEventListener("change", function () {
+      setLayer(state, checkbox.checked);
+      layersChanged();
+    });
   });
-  // The checkbox state (server default, or what the browser restored) decides what is drawn first.
+
+  function shownLayers() {
+    return Object.keys(states).filter(function (id) { return states[id].on; });
+  }
+
+  function layersChanged() {
+    document.dispatchEvent(new CustomEvent("lotmap:layers", {detail: shownLayers()}));
+  }
+
+  // layers=a,b in the URL (a shared link, an embed) chooses the layers; otherwise the checkbox state (server
+  // default, or what the browser restored) decides what is drawn first. Unknown names are simply not drawn.
+  if (params.has("layers")) {
+    var wanted = params.get("layers").split(",");
+    Object.keys(states).forEach(function (id) { states[id].checkbox.checked = wanted.indexOf(id) >= 0; });
+  }
   Object.keys(states).forEach(function (id) { if (states[id].checkbox.checked) setLayer(states[id], true); });
+
+  // lat, lon and zoom in the URL set the view (a shared link, an embed's centre).
+  (function initialView() {
+    var lat = parseFloat(params.get("lat")), lon = parseFloat(params.get("lon")), zoom = parseFloat(params.get("zoom"));
+    var okZoom = isFinite(zoom) && zoom >= map.getMinZoom() && zoom <= map.getMaxZoom();
+    if (isFinite(lat) && isFinite(lon) && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) {
+      map.setView([lat, lon], okZoom ? zoom : config.pointZoom || 15, {animate: false});
+    } else if (okZoom) {
+      map.setZoom(zoom, {animate: false});
+    }
+  })();
 
   map.on("moveend", function () {
     Object.keys(states).forEach(function (id) {
@@ -397,35 +449,38 @@
     updateHints();
   });
 
-  document.getElementById("layers-form").addEventListener("submit", function (e) { e.preventDefault(); });
+  var form = document.getElementById("layers-form");
+  if (form) form.addEventListener("submit", function (e) { e.preventDefault(); });
 
   // ---- panel on small screens ---------------------------------------------------------------------------
 
   var panel = document.getElementById("panneau");
   var toggle = document.getElementById("panel-toggle");
-  toggle.addEventListener("click", function () {
-    var open = toggle.getAttribute("aria-expanded") !== "true";
-    toggle.setAttribute("aria-expanded", open ? "true" : "false");
-    panel.classList.toggle("panel--open", open);
-    if (open) panel.focus();
-    map.invalidateSize();
-  });
-  document.addEventListener("keydown", function (e) {
-    if (e.key === "Escape" && panel.classList.contains("panel--open")) {
-      toggle.click();
-      toggle.focus();
-    }
-  });
+  if (panel && toggle) {
+    toggle.addEventListener("click", function () {
+      var open = toggle.getAttribute("aria-expanded") !== "true";
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      panel.classList.toggle("panel--open", open);
+      if (open) panel.focus();
+      map.invalidateSize();
+    });
+    document.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" && panel.classList.contains("panel--open")) {
+        toggle.click();
+        toggle.focus();
+      }
+    });
+  }
   window.addEventListener("resize", function () { map.invalidateSize(); });
 
   // ---- "Me localiser": the browser's own geolocation; the position never leaves the page ---------------
 
-  if ("geolocation" in navigator) {
+  if ("geolocation" in navigator && config.locate !== false) {
     var Locate = L.Control.extend({
       options: {position: "topleft"},
       onAdd: function () {
         var wrapper = L.DomUtil.create("div", "leaflet-bar locate-control");
-        var button = el("button", "locate-control__button", "Me localiser");
+        var button = el("button", "locate-control__button", t("locate", "Me localiser"));
         button.type = "button";
         L.DomEvent.disableClickPropagation(wrapper);
         button.addEventListener("click", locate);
@@ -435,18 +490,24 @@
     });
     var here = null;
     var locate = function () {
-      say("Recherche de votre position…");
+      say(t("locating", "Recherche de votre position…"));
       navigator.geolocation.getCurrentPosition(function (position) {
         var latlng = [position.coords.latitude, position.coords.longitude];
         if (here) map.removeLayer(here);
         here = L.circleMarker(latlng, {radius: 8, color: "#ffffff", weight: 3, fillColor: "#000091", fillOpacity: 1})
-          .bindTooltip("Votre position").addTo(map);
+          .bindTooltip(t("here", "Votre position")).addTo(map);
         map.setView(latlng, Math.max(map.getZoom(), config.denseMinZoom));
-        say("Carte centrée sur votre position.");
+        say(t("located", "Carte centrée sur votre position."));
+        // The position stays in the page; resident.js asks this service (only) for the report there.
+        document.dispatchEvent(new CustomEvent("lotmap:located", {detail: {lat: latlng[0], lon: latlng[1]}}));
       }, function () {
-        say("Votre position n'est pas disponible. Vérifiez l'autorisation de localisation de votre navigateur.");
+        say(t("noPosition", "Votre position n'est pas disponible. Vérifiez l'autorisation de localisation de votre navigateur."));
       }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 60000});
     };
     new Locate().addTo(map);
   }
+
+  // ---- what resident.js (search, report, shareable URL) needs ------------------------------------------
+
+  window.lotMap = {map: map, config: config, say: say, t: t, shownLayers: shownLayers};
 })();

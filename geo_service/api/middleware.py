@@ -1,0 +1,74 @@
+"""ASGI middlewares of the editing issue: request body size limit, and no shared caching of personal answers.
+
+``BodySizeLimit``: a 413 problem before a large body is read, whatever the route. A declared
+``Content-Length`` above the limit is refused at once; a chunked body is counted as it arrives and refused
+as soon as it passes the limit (``PayloadTooLarge`` raised from ``receive``, which the error handlers turn
+into the same problem details).
+"""
+
+from __future__ import annotations
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from geo_service.errors import PayloadTooLarge, problem
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"Le contenu dépasse la taille maximale acceptée ({limit / 1024 / 1024:g} Mo) : "
+                           "découpez l'envoi ou passez par l'import en ligne de commande")
+
+
+class BodySizeLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            error = _too_large(self.max_bytes)
+            await problem(error.status, error.title, error.detail)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _too_large(self.max_bytes)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class PrivateWhenAuthenticated:
+    """Answers to a request with credentials (token or session cookie) may hold restricted data: they are
+    marked ``private, no-cache`` and ``Vary: Authorization, Cookie`` so that no shared cache replays them to
+    the public, whatever ``Cache-Control`` the read routes set for anonymous answers."""
+
+    def __init__(self, app: ASGIApp, cookie_name: str) -> None:
+        self.app = app
+        self.cookie = cookie_name.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers") or []) if scope["type"] == "http" else {}
+        personal = b"authorization" in headers or self.cookie + b"=" in headers.get(b"cookie", b"")
+        if not personal:
+            await self.app(scope, receive, send)
+            return
+
+        async def private(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in (b"cache-control", b"vary")]
+                vary = next((v for k, v in message.get("headers", []) if k.lower() == b"vary"), b"")
+                kept += [(b"cache-control", b"private, no-cache"),
+                         (b"vary", b", ".join(p for p in (vary, b"Authorization, Cookie") if p))]
+                message = {**message, "headers": kept}
+            await send(message)
+
+        await self.app(scope, receive, private)

@@ -1,0 +1,13 @@
+"""Importers of the published open data (ARCEP, ANFR, BAN, national schemas) into the layers.
+
+``run_import(conn, registry, territory, kind, file_or_url_or_file_object, …)`` is the one entry point, for
+the command line (``geo-service import``) and the web API alike; ``kinds()`` lists what can be imported.
+The framework is in ``base`` (context, provenance, journal), ``sources`` (files, URLs, archives),
+``reader`` (CSV sniffing), ``values`` and ``validate`` (typed, declaration-checked values), ``geo``
+(coordinates) and ``writer`` (stage, territory check, upsert); each other module is one kind.
+"""
+
+from geo_service.services.importers.base import Kind, Progress, guess_source_date, kinds, run_import
+from geo_service.services.importers.report import ImportReport, Issue
+
+__all__ = ["ImportReport", "Issue", "Kind", "Progress", "guess_source_date", "kinds", "run_import"]

@@ -1,0 +1,186 @@
+"""Delimited text files read as a stream: encoding and separator sniffed, columns found by header name.
+
+Rows go through the ``csv`` module over a text stream, one at a time, so a national file of tens of millions
+of rows is filtered with flat memory. Producers are not consistent (UTF-8 or Windows-1252, ``,`` or ``;``,
+quarterly column changes), hence: the encoding is guessed from the first 64 KB (UTF-8 with or without BOM
+first, then charset-normalizer), stray non-UTF-8 bytes in a UTF-8 file are read as Windows-1252 (ARCEP's
+sites files have had some), and columns are looked up by name, never by position.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
+
+from charset_normalizer import from_bytes
+
+from geo_service.errors import ImportFileError
+
+SAMPLE_BYTES = 1 << 16
+DELIMITERS = (";", ",", "\t", "|")
+_FALLBACK = "geo_service.cp1252_fallback"
+csv.field_size_limit(1 << 26)
+
+
+def _cp1252_fallback(error: UnicodeError) -> tuple[str, int]:
+    """Decode the offending bytes of a mostly UTF-8 file as Windows-1252 instead of failing."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    bad = error.object[error.start:error.end]
+    return bytes(bad).decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error(_FALLBACK, _cp1252_fallback)
+
+
+def sniff_encoding(sample: bytes) -> str:
+    """``utf-8-sig``, ``utf-8`` or the best single-byte guess (Windows-1252 when in doubt)."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        # An incremental decoder: the sample may end in the middle of a multi-byte character.
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    # French producers' only other encodings: Windows-1252 and the ISO Latin ones (a wider list lets short
+    # samples pass for Mac Roman or DOS code pages, turning « É » into « … »).
+    best = from_bytes(sample, cp_isolation=["cp1252", "iso8859_15", "latin_1"]).best()
+    # Latin-1 and Windows-1252 agree on letters; cp1252 also has the œ, €, ’ that French files use.
+    return "cp1252" if best is None or best.encoding in ("latin_1", "iso8859_15") else best.encoding
+
+
+def sniff_delimiter(header: str) -> str:
+    """The separator that splits the header line most (``;`` wins a tie: French files)."""
+    counts = {d: _count_outside_quotes(header, d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ";"))
+    if counts[best] == 0:
+        raise ImportFileError("séparateur de colonnes introuvable dans la ligne d'en-tête "
+                              "(attendu : « ; », « , », tabulation ou « | »)")
+    return best
+
+
+def _count_outside_quotes(line: str, char: str) -> int:
+    count, quoted = 0, False
+    for c in line:
+        if c == '"':
+            quoted = not quoted
+        elif c == char and not quoted:
+            count += 1
+    return count
+
+
+def normalise_header(name: str) -> str:
+    """Header names as the importers look them up: trimmed, without BOM or quotes, lower case."""
+    return name.replace("\ufeff", "").strip().strip('"').strip().lower()
+
+
+class _Prefixed(io.RawIOBase):
+    """The sample already read, followed by the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head, self._rest = memoryview(head), rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+class CsvTable:
+    """One delimited file: its dialect, its columns by name, and its rows as a stream of ``(line, values)``."""
+
+    def __init__(self, stream: BinaryIO, label: str, *, delimiter: str | None = None, encoding: str | None = None):
+        self.label = label
+        sample = stream.read(SAMPLE_BYTES)
+        if not sample.strip():
+            raise ImportFileError(f"{label} : fichier vide")
+        # Text files never hold NUL bytes (except UTF-16, which starts with its byte-order mark).
+        if b"\x00" in sample and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+            raise ImportFileError(f"{label} : fichier binaire, un fichier texte délimité (CSV) est attendu")
+        self.encoding = encoding or sniff_encoding(sample)
+        errors = _FALLBACK if self.encoding.startswith("utf-8") else "replace"
+        text = io.TextIOWrapper(io.BufferedReader(_Prefixed(sample, stream), 1 << 20), encoding=self.encoding,
+                                errors=errors, newline="")
+        first_line = sample.decode(self.encoding, errors="replace").splitlines()[0] if sample else ""
+        self.delimiter = delimiter or sniff_delimiter(first_line)
+        self._reader = csv.reader(text, delimiter=self.delimiter)
+        try:
+            header = next(self._reader)
+        except (StopIteration, csv.Error) as exc:
+            raise ImportFileError(f"{label} : ligne d'en-tête illisible") from exc
+        self.header = [h.replace("\ufeff", "").strip() for h in header]
+        self.columns = {}
+        for i, name in enumerate(self.header):
+            self.columns.setdefault(normalise_header(name), i)
+        self.width = len(self.header)
+        self._last_line = 1
+
+    @property
+    def dialect_note(self) -> str:
+        """« encodage utf-8, séparateur ; » for the summary."""
+        sep = {"\t": "tabulation"}.get(self.delimiter, f"« {self.delimiter} »")
+        return f"encodage {self.encoding}, séparateur {sep}"
+
+    def has(self, name: str) -> bool:
+        return name in self.columns
+
+    def first(self, *names: str) -> str | None:
+        """The first of ``names`` that is a column of the file (producers renamed columns between vintages)."""
+        return next((n for n in names if n in self.columns), None)
+
+    def require(self, *groups: str | Sequence[str]) -> None:
+        """Refuse the file if a required column is missing; a group ``("x", "imb_x")`` needs one of its names."""
+        missing = []
+        for group in groups:
+            names = (group,) if isinstance(group, str) else tuple(group)
+            if not any(n in self.columns for n in names):
+                missing.append(" ou ".join(names))
+        if missing:
+            read = ", ".join(self.header[:40]) + (" …" if len(self.header) > 40 else "")
+            raise ImportFileError(f"{self.label} : colonne(s) manquante(s) : {', '.join(missing)} "
+                                  f"(colonnes lues : {read}). Le fichier est-il du bon type ?")
+
+    def index(self, name: str | None) -> int | None:
+        return None if name is None else self.columns.get(name)
+
+    def rows(self, on_bad_width=None) -> Iterator[tuple[int, list[str]]]:
+        """``(line, values)`` per record; ``line`` is the file line where the record starts (header = 1).
+
+        Short rows are padded (some producers drop trailing empty fields); long ones are handed to
+        ``on_bad_width(line, count)`` and skipped.
+        """
+        reader, width = self._reader, self.width
+        try:
+            for values in reader:
+                line, self._last_line = self._last_line + 1, reader.line_num
+                n = len(values)
+                if n == width:
+                    yield line, values
+                elif n == 0 or (n == 1 and not values[0].strip()):
+                    continue
+                elif n < width:
+                    yield line, values + [""] * (width - n)
+                elif on_bad_width is not None:
+                    on_bad_width(line, n)
+        except csv.Error as exc:
+            raise ImportFileError(f"{self.label}, ligne {reader.line_num} : CSV illisible ({exc})") from exc
+
+    def record(self, values: list[str], names: Sequence[str] | None = None) -> dict[str, str]:
+        """The row as ``{column: value}`` (all columns, or only ``names`` that exist), values trimmed."""
+        if names is None:
+            return {name: values[i].strip() for name, i in self.columns.items()}
+        return {n: values[self.columns[n]].strip() for n in names if n in self.columns}
