@@ -236,11 +236,26 @@
     if (isFinite(linkZoom) && linkZoom >= map.getMinZoom() && linkZoom <= map.getMaxZoom()) zoom = linkZoom;
     linkZoom = NaN;
     map.setView(latlng, zoom, {animate: false});
-    // On a phone the report is a bottom sheet over the map's lower part: show the point in the part above it.
-    if (window.getComputedStyle(panel).position === "fixed" && !panel.hidden) {
-      var covered = Math.max(0, map.getContainer().getBoundingClientRect().bottom - panel.getBoundingClientRect().top);
-      map.panBy([0, covered / 2], {animate: false});
-    }
+    showPointAboveSheet(true);
+  }
+
+  // On a phone the report is a bottom sheet over the map's lower part: the point must show in the part above it.
+  // The sheet's height settles after layout (fonts, a late resize of the window), so this runs again whenever
+  // the sheet or the map changes size; it only moves the map when the point is hidden behind the sheet.
+  function showPointAboveSheet(always) {
+    if (!marker || panel.hidden || window.getComputedStyle(panel).position !== "fixed") return;
+    var mapBox = map.getContainer().getBoundingClientRect();
+    var sheetTop = panel.getBoundingClientRect().top;
+    var visibleBottom = Math.min(mapBox.bottom, sheetTop) - mapBox.top;
+    if (visibleBottom <= 0) return;
+    var point = map.latLngToContainerPoint(marker.getLatLng());
+    if (!always && point.y > 0 && point.y < visibleBottom) return;
+    map.panBy([0, point.y - visibleBottom / 2], {animate: false});
+  }
+  if (window.ResizeObserver) {
+    var sheetWatcher = new ResizeObserver(function () { showPointAboveSheet(false); });
+    sheetWatcher.observe(panel);
+    sheetWatcher.observe(map.getContainer());
   }
 
   function openPanel() {
