@@ -68,7 +68,8 @@ def _items(conn: Connection, coll: Collection, settings: Settings, pairs: list[t
 
 
 def _tile(conn: Connection, coll: Collection, settings: Settings, address: tiles.TileAddress) -> list:
-    return _first_statement(conn, lambda c: tiles.render(c, [coll], address, settings.tiles))
+    # Tiles run on the driver connection (binary result), out of SQLAlchemy's sight: ask for their SQL.
+    return to_asyncpg(*tiles.tile_query([coll], address, settings.tiles, conn.dialect))
 
 
 def floor_cases(engine: Engine, registry: LayerRegistry, settings: Settings, sample: Sample) -> dict[str, list]:

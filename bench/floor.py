@@ -19,7 +19,8 @@ import asyncpg
 
 
 async def _worker(dsn: str, requests: list, offset: int, deadline: float, latencies: list[float]) -> None:
-    conn = await asyncpg.connect(dsn, server_settings={"jit": "off"})
+    # The session settings of the service (geo_service.db.make_engine).
+    conn = await asyncpg.connect(dsn, server_settings={"jit": "off", "max_parallel_workers_per_gather": "0"})
     try:
         i = offset
         while time.perf_counter() < deadline:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -70,7 +71,15 @@ class Running:
                 self.process.wait(timeout=10)
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
 def _uvicorn(python: Path, app: list[str], port: int, env: dict[str, str], log_file: Path) -> subprocess.Popen:
+    # Another program on the port would answer the readiness probe in our server's place.
+    if not _port_free(port):
+        raise RuntimeError(f"le port {port} de 127.0.0.1 est déjà pris : arrêtez ce qui l'écoute")
     uvicorn = python.parent / "uvicorn"
     command = [str(uvicorn), *app, "--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS),
                "--no-access-log", "--log-level", "warning"]

@@ -29,6 +29,8 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo_service.errors import InvalidParameter, NotFound
@@ -211,36 +213,49 @@ def tile_params(collection: Collection, address: TileAddress, settings: TileSett
     return {prefix + name: value for name, value in values.items()}
 
 
-# Built statements, reused (see layer_tile); bounded, since readers and layer sets are few.
-_STATEMENTS: dict[tuple, Select] = {}
+# Built and compiled statements, reused (see layer_tile); bounded, since readers and layer sets are few.
+_STATEMENTS: dict[tuple, Compiled] = {}
 
 
-def _statement(collections: Sequence[Collection], thin: tuple[bool, ...], settings: TileSettings) -> Select:
+def _compiled(collections: Sequence[Collection], thin: tuple[bool, ...], settings: TileSettings,
+              dialect: Dialect) -> Compiled:
     key = (tuple((c.table, repr(c.reader), tuple(c.props)) for c in collections), thin,
-           settings.extent, settings.buffer)
-    statement = _STATEMENTS.get(key)
-    if statement is None:
+           settings.extent, settings.buffer, dialect.name)
+    compiled = _STATEMENTS.get(key)
+    if compiled is None:
         parts = [layer_tile(c, t, settings).scalar_subquery() for c, t in zip(collections, thin, strict=True)]
         tile = parts[0]
         for part in parts[1:]:
             tile = tile.op("||")(part)
-        statement = select(tile)
+        compiled = select(tile).compile(dialect=dialect)
         if len(_STATEMENTS) >= 256:
             _STATEMENTS.clear()
-        _STATEMENTS[key] = statement
-    return statement
+        _STATEMENTS[key] = compiled
+    return compiled
+
+
+def tile_query(collections: Sequence[Collection], address: TileAddress, settings: TileSettings,
+               dialect: Dialect) -> tuple[str, dict]:
+    """The SQL text and parameters of a tile: one statement, whatever the number of collections.
+
+    PostGIS concatenates the collections' layers (an MVT is a list of layers).
+    """
+    compiled = _compiled(collections, tuple(thinned(c, address) for c in collections), settings, dialect)
+    values: dict[str, float] = {}
+    for collection in collections:
+        values.update(tile_params(collection, address, settings))
+    return compiled.string, compiled.construct_params(values)
 
 
 def render(conn: Connection, collections: Sequence[Collection], address: TileAddress,
            settings: TileSettings) -> bytes:
     """The tile as MVT bytes, one layer per collection that has something there (``b""`` when empty).
 
-    Several collections are one statement: PostGIS concatenates their layers (an MVT is a list of layers).
+    Run on the driver connection, inside the caller's transaction, asking for a binary result: through
+    SQLAlchemy the bytea comes as hex text, twice its size, and costs 2–3 times more time per tile.
     """
     if not collections:
         return b""
-    statement = _statement(collections, tuple(thinned(c, address) for c in collections), settings)
-    params: dict[str, float] = {}
-    for collection in collections:
-        params.update(tile_params(collection, address, settings))
-    return bytes(conn.execute(statement, params).scalar_one() or b"")
+    sql, params = tile_query(collections, address, settings, conn.dialect)
+    row = conn.connection.driver_connection.execute(sql, params, binary=True).fetchone()
+    return bytes(row[0] or b"") if row else b""
