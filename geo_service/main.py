@@ -20,6 +20,7 @@ from geo_service.api import (
     admin,
     admin_api,
     admin_editor,
+    admin_import,
     admin_pages,
     admin_people,
     health,
@@ -71,7 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Level 6, not Starlette's 9: the same size within 1 %, five times less CPU (bench/, docs/benchmarks.md).
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(PrivateWhenAuthenticated, cookie_name=SESSION_COOKIE)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.editing.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.editing.max_body_bytes,
+                       larger={"/admin/import": settings.editing.max_upload_bytes})
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET"])
     # The resident map's hot path (a request per keystroke and per click) is matched first.
@@ -87,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_pages.router)
     app.include_router(admin_people.router)
     app.include_router(admin_editor.router)
+    app.include_router(admin_import.router)
     app.include_router(export_api.router)
     app.include_router(tiles.router)
     static_dir = settings.web_dir / "static"

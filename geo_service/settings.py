@@ -91,6 +91,12 @@ class EditingSettings(BaseModel):
     perimeter_tolerance_m: float = Field(default=50.0, ge=0)
     # Request bodies above this are refused with a 413 before being read.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Files sent to /admin/import (bulk import, open-data files) may be larger than an API body.
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
+    # A bulk import through the editing rules checks every row one by one: beyond this, use `geo-service import`.
+    max_import_rows: int = Field(default=50_000, ge=1)
+    # Where files sent to /admin/import wait between the preview and the import (default: the system's temp).
+    upload_dir: Path | None = None
 
 
 class Settings(BaseSettings):

@@ -19,17 +19,24 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """``max_bytes`` for every request body, except under the path prefixes of ``larger`` (file uploads)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = larger or {}
+
+    def _limit(self, path: str) -> int:
+        return next((limit for prefix, limit in self.larger.items() if path.startswith(prefix)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope.get("path", ""))
         length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            error = _too_large(self.max_bytes)
+        if length is not None and length.isdigit() and int(length) > limit:
+            error = _too_large(limit)
             await problem(error.status, error.title, error.detail)(scope, receive, send)
             return
         received = 0
@@ -39,8 +46,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _too_large(self.max_bytes)
+                if received > limit:
+                    raise _too_large(limit)
             return message
 
         await self.app(scope, limited, send)

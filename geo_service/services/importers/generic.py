@@ -31,9 +31,9 @@ from shapely.geometry.base import BaseGeometry
 
 from geo_service.errors import ImportFileError
 from geo_service.services.importers import geo
-from geo_service.services.importers.base import ImportContext, Kind
-from geo_service.services.importers.reader import normalise_header
-from geo_service.services.importers.sources import Member
+from geo_service.services.importers.base import ImportContext, Kind, Progress
+from geo_service.services.importers.reader import CsvTable, normalise_header
+from geo_service.services.importers.sources import Member, Source
 from geo_service.services.importers.validate import Validator
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb")
@@ -111,8 +111,9 @@ def run(ctx: ImportContext) -> None:
     validator = Validator(layer, only=columns, list_separator=mapping.list_separator)
     by_column = {normalise_header(k): v for k, v in mapping.columns.items()}
     source_of = {v: k for k, v in mapping.columns.items()}
-    vector = _vector_member(ctx)
-    rows = _vector_rows(ctx, vector, layer.geometry) if vector is not False else _csv_rows(ctx, mapping)
+    vector = vector_member(ctx.source)
+    rows = vector_rows(ctx.source, vector, layer.geometry, ctx.progress) if vector is not False \
+        else _csv_rows(ctx, mapping)
     for file, line, attrs, geom in rows:
         ctx.report.read += 1
         record = {by_column[k]: v for k, v in attrs.items() if k in by_column}
@@ -134,35 +135,53 @@ def run(ctx: ImportContext) -> None:
     stage.drop()
 
 
-def _vector_member(ctx: ImportContext) -> Member | None | bool:
+def vector_member(source: Source) -> Member | None | bool:
     """The vector member to read (None: the input itself), or False for a CSV."""
-    if ctx.source.is_archive:
-        found = ctx.source.with_suffix(*VECTOR_SUFFIXES)
+    if source.is_archive:
+        found = source.with_suffix(*VECTOR_SUFFIXES)
         if found:
             return found[0]
-        return False if ctx.source.with_suffix(".csv", ".txt") else None
-    return None if ctx.source.name.lower().endswith(VECTOR_SUFFIXES) else False
+        return False if source.with_suffix(".csv", ".txt") else None
+    return None if source.name.lower().endswith(VECTOR_SUFFIXES) else False
+
+
+def csv_member(source: Source) -> Member | None:
+    """The delimited file to read: the input itself, or the first CSV of an archive."""
+    return source.with_suffix(".csv", ".txt")[0] if source.is_archive else None
+
+
+def csv_crs(name: str) -> str:
+    try:
+        return geo.normalise_crs(name)
+    except ValueError as exc:
+        raise ImportFileError(f"crs : {exc}") from exc
+
+
+def point_rows(table: CsvTable, x: str, y: str, crs: str, on_bad_width=None
+               ) -> Iterator[tuple[str, int, dict, BaseGeometry | str]]:
+    """``(file, line, attributes, point in EPSG:4326 or the French reason why not)`` of a CSV with coordinates."""
+    x, y = normalise_header(x), normalise_header(y)
+    table.require(x, y)
+    for line, row in table.rows(on_bad_width):
+        attrs = table.record(row)
+        try:
+            lon, lat = geo.point(attrs.get(x), attrs.get(y), crs)
+            geom: BaseGeometry | str = shapely.set_srid(shapely.Point(lon, lat), 4326)
+        except ValueError as exc:
+            geom = f"{exc} ({attrs.get(x)}, {attrs.get(y)})"
+        yield table.label, line, attrs, geom
 
 
 def _csv_rows(ctx: ImportContext, mapping: MappingFile) -> Iterator[tuple[str, int, dict, BaseGeometry | str]]:
     if not (mapping.x and mapping.y):
         raise ImportFileError("fichier CSV : indiquez les colonnes des coordonnées (x: et y: dans la correspondance)")
     try:
-        crs = geo.normalise_crs(mapping.crs)
-    except ValueError as exc:
-        raise ImportFileError(f"fichier de correspondance : crs : {exc}") from exc
-    member = ctx.source.with_suffix(".csv", ".txt")[0] if ctx.source.is_archive else None
-    with ctx.csv(member) as table:
-        table.require(*(normalise_header(c) for c in (*mapping.columns, mapping.x, mapping.y)))
-        x, y = normalise_header(mapping.x), normalise_header(mapping.y)
-        for line, row in table.rows(ctx.bad_width(table.label, table.width)):
-            attrs = table.record(row)
-            try:
-                lon, lat = geo.point(attrs.get(x), attrs.get(y), crs)
-                geom: BaseGeometry | str = shapely.set_srid(shapely.Point(lon, lat), 4326)
-            except ValueError as exc:
-                geom = f"{exc} ({attrs.get(x)}, {attrs.get(y)})"
-            yield table.label, line, attrs, geom
+        crs = csv_crs(mapping.crs)
+    except ImportFileError as exc:
+        raise ImportFileError(f"fichier de correspondance : {exc.detail}") from exc
+    with ctx.csv(csv_member(ctx.source)) as table:
+        table.require(*(normalise_header(c) for c in mapping.columns))
+        yield from point_rows(table, mapping.x, mapping.y, crs, ctx.bad_width(table.label, table.width))
 
 
 def _plain_value(value: object) -> object:
@@ -173,20 +192,32 @@ def _plain_value(value: object) -> object:
     return value if isinstance(value, str) else str(value)
 
 
-def _vector_rows(ctx: ImportContext, member: Member | None, geometry_type: str
-                 ) -> Iterator[tuple[str, int, dict, BaseGeometry | str]]:
+def vector_info(source: Source, member: Member | None) -> dict:
+    """pyogrio's description of the vector data (fields, crs, geometry_type, features)."""
     # GDAL is imported here, not with the module: it weighs ~100 MB that CSV imports do not need.
     import pyogrio
     from pyogrio.errors import DataLayerError, DataSourceError
 
-    path = ctx.source.gdal_path(member)
-    name = member.basename if member else ctx.source.name
     try:
-        info = pyogrio.read_info(path)
+        return pyogrio.read_info(source.gdal_path(member))
     except (DataSourceError, DataLayerError, OSError) as exc:
+        name = member.basename if member else source.name
         raise ImportFileError(f"{name} : fichier géographique illisible ({exc})") from exc
-    crs = info.get("crs") or geo.WGS84
-    bar = ctx.progress.bar(f"Lecture de {name}", None)
+
+
+def vector_rows(source: Source, member: Member | None, geometry_type: str, progress: Progress | None = None,
+                *, repair: bool = True) -> Iterator[tuple[str, int, dict, BaseGeometry | str]]:
+    """``(file, rank, attributes, geometry in EPSG:4326 or the French reason why not)`` of each feature.
+
+    ``repair``: an invalid geometry is made valid (open data: the producer's slips are not ours to refuse);
+    otherwise it is a reason (hand-made files: the person importing should see and fix it).
+    """
+    import pyogrio
+
+    path = source.gdal_path(member)
+    name = member.basename if member else source.name
+    crs = vector_info(source, member).get("crs") or geo.WGS84
+    bar = progress.bar(f"Lecture de {name}", None) if progress else (lambda _n: None)
     skip = 0
     while True:
         meta, _fids, geometries, values = pyogrio.raw.read(path, skip_features=skip, max_features=CHUNK_FEATURES,
@@ -198,11 +229,11 @@ def _vector_rows(ctx: ImportContext, member: Member | None, geometry_type: str
         for i, wkb in enumerate(geometries):
             attrs = {fields[j]: _plain_value(values[j][i]) for j in range(len(fields))}
             # Reported as the feature's rank in the file (1 = first), which GIS tools show too.
-            yield name, skip - len(geometries) + i + 1, attrs, _geometry(wkb, crs, geometry_type)
+            yield name, skip - len(geometries) + i + 1, attrs, _geometry(wkb, crs, geometry_type, repair)
         bar(len(geometries))
 
 
-def _geometry(wkb: bytes | None, crs: str, geometry_type: str) -> BaseGeometry | str:
+def _geometry(wkb: bytes | None, crs: str, geometry_type: str, repair: bool = True) -> BaseGeometry | str:
     """The feature's geometry in EPSG:4326, promoted to the layer's multi type, or the French reason why not."""
     if wkb is None:
         return "géométrie absente"
@@ -220,6 +251,8 @@ def _geometry(wkb: bytes | None, crs: str, geometry_type: str) -> BaseGeometry |
         else:
             return f"géométrie {kind} au lieu de {geometry_type}"
     if not geom.is_valid:
+        if not repair:
+            return f"géométrie invalide : {shapely.is_valid_reason(geom)}"
         geom = shapely.make_valid(geom)
         if geom.geom_type != geometry_type:
             return "géométrie invalide (auto-intersection ?) que la réparation change de type"
