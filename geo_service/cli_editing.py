@@ -130,7 +130,10 @@ def user_password(username: str, password_stdin: bool) -> None:
 @click.option("--name", "label", default="QGIS", show_default=True, help="Usage du jeton.")
 @click.option("--days", type=click.IntRange(min=1), help="Durée de validité en jours (défaut : sans expiration).")
 @click.option("--revoke-all", is_flag=True, help="Révoquer tous les jetons du compte au lieu d'en créer un.")
-def user_token(username: str, label: str, days: int | None, revoke_all: bool) -> None:
+@click.option("--qgis", "if_match_optional", is_flag=True,
+              help="Pour QGIS, qui n'envoie pas If-Match : modifications et suppressions acceptées sans If-Match "
+                   "(la dernière écriture l'emporte ; droits, contrôles et historique inchangés).")
+def user_token(username: str, label: str, days: int | None, revoke_all: bool, if_match_optional: bool) -> None:
     """Crée un jeton d'accès personnel (Authorization: Bearer …), affiché une seule fois."""
     from geo_service.services import accounts
 
@@ -138,7 +141,7 @@ def user_token(username: str, label: str, days: int | None, revoke_all: bool) ->
         if revoke_all:
             count = accounts.revoke_tokens(conn, username)
         else:
-            token = accounts.create_token(conn, username, label, days)
+            token = accounts.create_token(conn, username, label, days, if_match_optional=if_match_optional)
     if revoke_all:
         click.echo(f"{count} jeton(s) révoqué(s).")
         return

@@ -255,6 +255,8 @@ def _editing_tables(metadata: MetaData) -> None:
         Column("expires_at", DateTime(timezone=True)),
         Column("last_used_at", DateTime(timezone=True)),
         Column("revoked_at", DateTime(timezone=True)),
+        Column("if_match_optional", Boolean, nullable=False, server_default=text("false"),
+               comment="Client sans If-Match (QGIS) : modifications acceptées sans If-Match, la dernière gagne"),
         comment="Jetons d'accès personnels (Authorization: Bearer)",
     )
     Index("uq_account_tokens_token_hash", metadata.tables["account_tokens"].c.token_hash, unique=True)

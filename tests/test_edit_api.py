@@ -111,6 +111,34 @@ def test_two_clients_updating_the_same_borne_the_second_gets_412(client: TestCli
     assert ctx.scalar("SELECT version FROM wifi_hotspots WHERE fid = :f", f=int(url.rsplit("/", 1)[1])) == 2
 
 
+def test_a_qgis_token_changes_features_without_if_match_but_not_the_rules(client: TestClient, ctx: Ctx):
+    # QGIS 3.x sends no If-Match: its token (`geo-service user token --qgis`) is accepted without it.
+    from geo_service.services import accounts
+
+    with ctx.engine.begin() as conn:
+        qgis = accounts.create_token(conn, "a-editor", "QGIS", if_match_optional=True)
+        qgis_contrib = accounts.create_token(conn, "a-contrib", "QGIS", if_match_optional=True)
+    headers = {"Authorization": f"Bearer {qgis}"}
+    url = f"{ITEMS}/{client.post(ITEMS, json=borne(ctx.points.inside), headers=headers).json()['id']}"
+    fid = int(url.rsplit("/", 1)[1])
+    patched = client.patch(url, json={"properties": {"lieu": "Halle"}}, headers=headers)
+    assert patched.status_code == 200 and patched.headers["etag"] == '"v2"'
+    replaced = client.put(url, json=borne(ctx.points.inside, lieu="Église"), headers=headers)
+    assert replaced.status_code == 200 and replaced.headers["etag"] == '"v3"'
+    # An If-Match it does send is still checked.
+    stale = client.patch(url, json={"properties": {"lieu": "Gare"}}, headers={**headers, "If-Match": '"v1"'})
+    assert stale.status_code == 412
+    # Rights and perimeter are the account's, whatever the token.
+    outside = client.patch(url, json={"geometry": {"type": "Point", "coordinates": list(ctx.points.outside)}},
+                           headers={"Authorization": f"Bearer {qgis_contrib}"})
+    assert outside.status_code == 403
+    assert ctx.scalar("SELECT lieu FROM wifi_hotspots WHERE fid = :f", f=fid) == "Église"
+    assert ctx.scalar("SELECT count(*) FROM feature_history WHERE layer_id = 'wifi_hotspots' AND fid = :f "
+                      "AND actor = 'a-editor' AND path = 'api'", f=fid) == 3
+    assert client.delete(url, headers=headers).status_code == 204
+    assert ctx.scalar("SELECT deleted_at IS NOT NULL FROM wifi_hotspots WHERE fid = :f", f=fid) is True
+
+
 def test_put_replaces_and_patch_merges(client: TestClient, ctx: Ctx):
     url = f"{ITEMS}/{client.post(ITEMS, json=borne(ctx.points.inside, rayon_m=80), headers=ctx.auth()).json()['id']}"
     patched = client.patch(url, json={"properties": {"exploitant": "Lot numérique", "rayon_m": None}},

@@ -126,9 +126,9 @@ def feature_history(request: Request, layer_id: str, fid: int, principal: Princi
                          "entries": [_jsonable(asdict(e)) for e in entries]})
 
 
-def _if_match(request: Request) -> int | None:
+def _if_match(request: Request, principal: Principal) -> int | None:
     # Optional here (a revert names its target version explicitly), but honoured when sent.
-    return expected_version(request) if request.headers.get("if-match") else None
+    return expected_version(request, principal) if request.headers.get("if-match") else None
 
 
 @router.post("/history/{layer_id}/{fid}/revert", summary="Revenir à une version (exactement)")
@@ -139,7 +139,7 @@ def revert(request: Request, layer_id: str, fid: int, principal: WriterDep, regi
         raise InvalidParameter("« version » : numéro de version entier attendu", parameter="version")
     with _engine(request).begin() as conn:
         result = editing.revert_feature(conn, _ctx(principal, registry, settings), layer_id, fid, version,
-                                        _if_match(request))
+                                        _if_match(request, principal))
     return _result(result)
 
 

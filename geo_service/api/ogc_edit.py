@@ -99,10 +99,13 @@ def json_body(request: Request, raw: bytes, types: tuple[str, ...]) -> object:
         raise InvalidParameter(f"Corps JSON invalide : {exc}", parameter="body") from None
 
 
-def expected_version(request: Request) -> int:
-    """The version named by ``If-Match`` (one ETag of ours); required, so that no change is blind."""
+def expected_version(request: Request, principal: Principal) -> int | None:
+    """The version named by ``If-Match`` (one ETag of ours); required, so that no change is blind — except
+    for a token made for a client that never sends it (QGIS): ``None``, the change is not version-checked."""
     value = request.headers.get("if-match")
     if value is None or not value.strip():
+        if principal.if_match_optional:
+            return None
         raise PreconditionRequired("En-tête If-Match requis : renvoyez l'ETag de l'entité lue (GET) pour ne pas "
                                    "écraser sans le savoir la modification de quelqu'un d'autre")
     if value.strip() == "*":
@@ -151,7 +154,7 @@ def create_item(request: Request, collectionId: str, principal: WriterDep, reade
 def replace_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                  reader: ReaderDep, registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
     coll = _collection(registry, collectionId, reader)
-    fid, version = _fid(featureId, coll), expected_version(request)
+    fid, version = _fid(featureId, coll), expected_version(request, principal)
     body = json_body(request, raw, FEATURE_TYPES)
     with request.app.state.engine.begin() as conn:
         result = editing.replace_feature(conn, _context(request, principal, registry, settings), coll.id, fid, body,
@@ -164,7 +167,7 @@ def replace_item(request: Request, collectionId: str, featureId: str, principal:
 def patch_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                reader: ReaderDep, registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
     coll = _collection(registry, collectionId, reader)
-    fid, version = _fid(featureId, coll), expected_version(request)
+    fid, version = _fid(featureId, coll), expected_version(request, principal)
     body = json_body(request, raw, PATCH_TYPES)
     with request.app.state.engine.begin() as conn:
         result = editing.patch_feature(conn, _context(request, principal, registry, settings), coll.id, fid, body,
@@ -177,7 +180,7 @@ def patch_item(request: Request, collectionId: str, featureId: str, principal: W
 def delete_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                 reader: ReaderDep, registry: RegistryDep, settings: SettingsDep) -> Response:
     coll = _collection(registry, collectionId, reader)
-    fid, version = _fid(featureId, coll), expected_version(request)
+    fid, version = _fid(featureId, coll), expected_version(request, principal)
     with request.app.state.engine.begin() as conn:
         result = editing.delete_feature(conn, _context(request, principal, registry, settings), coll.id, fid,
                                         version)

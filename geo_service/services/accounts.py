@@ -43,6 +43,8 @@ class Principal:
     via: str = "anonymous"  # session, token, cli
     # The session's anti-CSRF token (only for ``via == "session"``).
     csrf_token: str | None = None
+    # A token for a client that never sends If-Match (QGIS): its changes are accepted without it.
+    if_match_optional: bool = False
 
     @property
     def authenticated(self) -> bool:
@@ -173,17 +175,22 @@ def active_admin_exists(conn: Connection) -> bool:
 
 
 # -- personal access tokens ------------------------------------------------------------------------------------
-def create_token(conn: Connection, username: str, name: str, days: int | None = None) -> str:
-    """A new personal access token for ``username``; the only time the token itself is returned."""
+def create_token(conn: Connection, username: str, name: str, days: int | None = None, *,
+                 if_match_optional: bool = False) -> str:
+    """A new personal access token for ``username``; the only time the token itself is returned.
+
+    ``if_match_optional``: for a client that never sends If-Match (QGIS 3.x); its changes are then accepted
+    without it — the last writer wins — instead of being refused with 428.
+    """
     account = get_account(conn, username)
     if not account.active:
         raise Conflict(f"Le compte « {account.username} » est désactivé")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     conn.execute(text(
-        "INSERT INTO account_tokens (account_id, name, token_hash, prefix, expires_at) "
+        "INSERT INTO account_tokens (account_id, name, token_hash, prefix, expires_at, if_match_optional) "
         "VALUES (:a, :n, :h, :p, CASE WHEN CAST(:d AS integer) IS NULL THEN NULL "
-        "ELSE now() + make_interval(days => CAST(:d AS integer)) END)"),
-        {"a": account.id, "n": name, "h": digest(token), "p": token[:10], "d": days})
+        "ELSE now() + make_interval(days => CAST(:d AS integer)) END, :lenient)"),
+        {"a": account.id, "n": name, "h": digest(token), "p": token[:10], "d": days, "lenient": if_match_optional})
     return token
 
 
@@ -196,7 +203,7 @@ def revoke_tokens(conn: Connection, username: str) -> int:
 def principal_from_token(conn: Connection, token: str) -> Principal | None:
     """The account of a valid (not expired, not revoked) token of an active account, else ``None``."""
     row = conn.execute(text(
-        "SELECT t.id, a.id, a.username, a.role, a.epci_siren FROM account_tokens t "
+        "SELECT t.id, a.id, a.username, a.role, a.epci_siren, t.if_match_optional FROM account_tokens t "
         "JOIN accounts a ON a.id = t.account_id WHERE t.token_hash = :h AND t.revoked_at IS NULL "
         "AND (t.expires_at IS NULL OR t.expires_at > now()) AND a.active"), {"h": digest(token)}).first()
     if row is None:
@@ -204,7 +211,7 @@ def principal_from_token(conn: Connection, token: str) -> Principal | None:
     # Written at most every few minutes: a busy QGIS session must not turn every read into a write.
     conn.execute(text("UPDATE account_tokens SET last_used_at = now() WHERE id = :i AND "
                       "(last_used_at IS NULL OR last_used_at < now() - interval '5 minutes')"), {"i": row[0]})
-    return Principal(row[2], row[3], row[1], row[4], via="token")
+    return Principal(row[2], row[3], row[1], row[4], via="token", if_match_optional=bool(row[5]))
 
 
 # -- password login and its throttling ------------------------------------------------------------------------
