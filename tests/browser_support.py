@@ -1,5 +1,6 @@
-"""Helpers for the Chromium tests: the app under uvicorn on 127.0.0.1, a static "foreign site" on another port,
-and a page that records every request it makes (to prove none leaves the machine)."""
+"""Helpers for the Chromium tests: the browser itself, the app under uvicorn on 127.0.0.1, a static "foreign site"
+on another port, a page that records every request it makes (to prove none leaves the machine), a wait for a
+state the page reaches in its own time, and the axe-core audit."""
 
 from __future__ import annotations
 
@@ -13,12 +14,36 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# The marks of every module that drives Chromium.
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent : installez le paquet chromium"),
+]
+AXE = Path(__file__).resolve().parent.parent / "web" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG = "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+# How long a test waits for a state the page reaches in its own time (a pan, a late layout, a loaded layer):
+# generous, for a loaded CI machine; a page that never gets there still fails, only later.
+SETTLE_MS = 20_000
+
+
+@contextmanager
+def launch_browser() -> Iterator:
+    """A headless Chromium (the system one) driven by Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 def _free_socket() -> socket.socket:
@@ -85,9 +110,48 @@ class Visit:
         self.page.goto(url, wait_until="networkidle")
         return self
 
+    def wait_for_console(self, fragment: str, timeout: float = SETTLE_MS) -> bool:
+        """Waits until the page (or one of its frames) has logged a console message containing ``fragment``, for at
+        most ``timeout`` ms; tells whether it has."""
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+        if any(fragment in message for message in self.console):
+            return True
+        try:
+            self.page.wait_for_event("console", predicate=lambda message: fragment in message.text, timeout=timeout)
+        except PlaywrightTimeout:
+            return False
+        return True
+
     def foreign_requests(self) -> list[str]:
         return [u for u in self.requests
                 if not u.startswith(("data:", "about:")) and urlsplit(u).hostname != "127.0.0.1"]
 
     def close(self) -> None:
         self.context.close()
+
+
+def open_visit(browser, visits: list[Visit], width: int = 1280, height: int = 800, **context_options) -> Visit:
+    """A new ``Visit``, added to ``visits`` (which the caller checks and closes)."""
+    visit = Visit(browser, width, height, **context_options)
+    visits.append(visit)
+    return visit
+
+
+def wait_until(page, predicate: str, arg: object = None, timeout: float = SETTLE_MS) -> bool:
+    """Waits until the JavaScript ``predicate`` (a function of ``arg``) is truthy in ``page``, for at most
+    ``timeout`` ms; tells whether it became so. The caller then asserts on what it reads, with a clear message."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(predicate, arg=arg, timeout=timeout)
+    except PlaywrightTimeout:
+        return False
+    return True
+
+
+def axe_violations(page) -> list:
+    """axe-core (injected from node_modules, not served) audits ``page`` against WCAG 2.1 A and AA rules."""
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(WCAG)
+    return [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:5]) for v in result["violations"]]

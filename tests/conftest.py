@@ -20,7 +20,7 @@ from geo_service.db import make_engine, migrate
 from geo_service.layers import LayerRegistry
 from geo_service.settings import PROJECT_ROOT, Settings
 
-TEST_OUTPUT = PROJECT_ROOT / "test-output"
+ARTEFACTS_DIR = PROJECT_ROOT / "test-output"
 SHARED_LOT = PROJECT_ROOT.parent / "shared" / "data" / "lot"
 
 
@@ -96,9 +96,19 @@ def conn(engine: Engine) -> Iterator[Connection]:
 
 
 @pytest.fixture(scope="session")
-def test_output() -> Path:
-    TEST_OUTPUT.mkdir(exist_ok=True)
-    return TEST_OUTPUT
+def artefacts_dir() -> Path:
+    """Where tests leave what a person may want to look at afterwards (screenshots, summaries): test-output/."""
+    ARTEFACTS_DIR.mkdir(exist_ok=True)
+    return ARTEFACTS_DIR
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """A headless Chromium for the browser tests, one per module."""
+    from browser_support import launch_browser
+
+    with launch_browser() as chromium:
+        yield chromium
 
 
 def raw_connection(settings: Settings) -> psycopg.Connection:

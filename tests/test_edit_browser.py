@@ -5,16 +5,14 @@ queue, and it appears on the public map. Screenshots go to test-output/.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
+from browser_support import AXE, BROWSER_MARKS, SETTLE_MS, Visit, axe_violations, open_visit, serve_app
 from factories import EpciPoints, convention, epci_points, wipe_editing
+from playwright.sync_api import expect
 from sqlalchemy import Engine, text
 
 from geo_service import vendor
@@ -23,16 +21,10 @@ from geo_service.main import create_app
 from geo_service.services import accounts, conventions
 from geo_service.settings import Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "un-mot-de-passe-solide"
 LIEU = "Borne de la place du marché (scénario)"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent : installez le paquet chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -54,40 +46,17 @@ def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciP
 def server(settings: Settings, points: EpciPoints) -> Iterator[str]:
     if not (settings.web_dir / "static" / "vendor" / "@geoman-io" / "leaflet-geoman-free").is_dir():
         vendor.vendor(settings.web_dir)
-    app = create_app(settings)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn n'a pas démarré")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_app(create_app(settings)) as url:
+        yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
+def new_page(browser, visits: list[Visit]):
+    """A 1280 × 900 page in a fresh context; its ``Visit`` (which collects the page's JS errors) joins ``visits``."""
+    return open_visit(browser, visits, 1280, 900).page
 
 
-def new_page(browser, errors: list[str]):
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="fr-FR", service_workers="block")
-    page = context.new_page()
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    return page
+def page_errors(visits: list[Visit]) -> list[str]:
+    return [error for visit in visits for error in visit.errors]
 
 
 def log_in(page, server: str, username: str) -> None:
@@ -113,9 +82,9 @@ def fill_borne(page, borne_id: str, point: tuple[float, float]) -> None:
 
 
 def test_contribution_refusal_validation_and_publication(browser, server: str, points: EpciPoints,
-                                                         loaded_boundaries: Engine, test_output: Path):
-    errors: list[str] = []
-    contributor = new_page(browser, errors)
+                                                         loaded_boundaries: Engine, artefacts_dir: Path):
+    visits: list[Visit] = []
+    contributor = new_page(browser, visits)
     log_in(contributor, server, "b-contrib")
     contributor.goto(f"{server}/admin/edit/wifi_hotspots")
     contributor.wait_for_selector(".leaflet-container")
@@ -129,32 +98,32 @@ def test_contribution_refusal_validation_and_publication(browser, server: str, p
     with loaded_boundaries.connect() as conn:
         state = conn.execute(text("SELECT validation_state FROM wifi_hotspots WHERE borne_id = 'SCENARIO-1'")).scalar()
     assert state == "proposed"
-    contributor.screenshot(path=str(test_output / "edit-contributor-proposal.png"), full_page=True)
+    contributor.screenshot(path=str(artefacts_dir / "edit-contributor-proposal.png"), full_page=True)
 
     # Outside its EPCI: refused, and the reason is shown next to the map.
     fill_borne(contributor, "SCENARIO-2", points.outside)
     contributor.get_by_role("button", name="Enregistrer").click()
     alert = contributor.locator("#editor-error")
     alert.get_by_text("hors du périmètre").wait_for()
-    assert "Grand Cahors" in alert.inner_text()
-    contributor.screenshot(path=str(test_output / "edit-contributor-refused.png"), full_page=True)
+    expect(alert).to_contain_text("Grand Cahors", use_inner_text=True, timeout=SETTLE_MS)
+    contributor.screenshot(path=str(artefacts_dir / "edit-contributor-refused.png"), full_page=True)
     with loaded_boundaries.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM wifi_hotspots WHERE borne_id = 'SCENARIO-2'")).scalar() == 0
 
     # The public does not see the proposal yet.
-    public = new_page(browser, errors)
+    public = new_page(browser, visits)
     public.goto(f"{server}/ogc/collections/wifi_hotspots/items?borne_id=SCENARIO-1&f=json")
     assert '"numberMatched":0' in public.content().replace(" ", "")
 
     # An administrator accepts it from the queue.
-    admin = new_page(browser, errors)
+    admin = new_page(browser, visits)
     log_in(admin, server, "b-admin")
     admin.get_by_role("link", name="Propositions des EPCI").click()
     admin.locator("table.admin-table a").first.click()
-    assert LIEU in admin.locator("table.admin-diff").inner_text()
+    expect(admin.locator("table.admin-diff")).to_contain_text(LIEU, use_inner_text=True, timeout=SETTLE_MS)
     admin.wait_for_selector(".admin-map .leaflet-interactive")
     admin.get_by_label("Commentaire pour le contributeur").fill("Vérifié avec la mairie")
-    admin.screenshot(path=str(test_output / "edit-admin-review.png"), full_page=True)
+    admin.screenshot(path=str(artefacts_dir / "edit-admin-review.png"), full_page=True)
     admin.get_by_role("button", name="Accepter et publier").click()
     admin.get_by_text("Proposition acceptée").wait_for()
 
@@ -164,30 +133,20 @@ def test_contribution_refusal_validation_and_publication(browser, server: str, p
     features = response.value.json()["features"]
     assert any(f["properties"].get("lieu") == LIEU for f in features)
     public.wait_for_selector(".leaflet-container")
-    public.screenshot(path=str(test_output / "edit-public-map.png"), full_page=True)
-    assert errors == []
-
-
-AXE = Path(__file__).resolve().parent.parent / "web" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def audit(page) -> list:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(
-        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})")
-    return [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:5]) for v in result["violations"]]
+    public.screenshot(path=str(artefacts_dir / "edit-public-map.png"), full_page=True)
+    assert page_errors(visits) == []
 
 
 @pytest.mark.skipif(not AXE.is_file(), reason="axe-core absent (python -m geo_service.vendor l'installe)")
 def test_admin_pages_have_no_wcag_aa_violation(browser, server: str, points: EpciPoints):
-    errors: list[str] = []
-    page = new_page(browser, errors)
+    visits: list[Visit] = []
+    page = new_page(browser, visits)
     page.goto(f"{server}/admin/login")
-    assert audit(page) == []
+    assert axe_violations(page) == []
     log_in(page, server, "b-admin")
     for path in ("/admin", "/admin/edit/wifi_hotspots", "/admin/proposals?status=all", "/admin/users",
                  "/admin/conventions"):
         page.goto(f"{server}{path}")
         page.wait_for_load_state("networkidle")
-        assert audit(page) == [], path
-    assert errors == []
+        assert axe_violations(page) == [], path
+    assert page_errors(visits) == []

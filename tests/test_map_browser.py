@@ -5,34 +5,24 @@ test-output/.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
+from browser_support import AXE, BROWSER_MARKS, SETTLE_MS, Visit, axe_violations, serve_app
+from playwright.sync_api import expect
 from sqlalchemy import Engine, text
 
 from geo_service import vendor
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.settings import PROJECT_ROOT, MapSettings, Settings
+from geo_service.settings import MapSettings, Settings
 
-CHROMIUM = Path("/usr/bin/chromium")
-AXE = PROJECT_ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # A Wi-Fi spot whose texts try to run script: the popup must show them as plain text.
 EVIL_LIEU = '<img src=x onerror="window.__xss=1">Mairie piégée'
 EVIL_SSID = "<script>window.__xss=2</script>WIFI-TEST"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent : installez le paquet chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -68,63 +58,25 @@ def server(settings: Settings, evil_hotspot, loaded_boundaries: Engine) -> Itera
     # The premises layer must take the by-bbox path even when a small demo holds fewer than the default threshold.
     threshold = min(MapSettings().dense_layer_threshold, max(premises - 1, 1))
     app = create_app(settings.model_copy(update={"map": MapSettings(dense_layer_threshold=threshold)}))
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn n'a pas démarré")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serve_app(app) as url:
+        yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-class Visit:
-    """A page of a fresh browser context, with every request URL it made."""
-
-    def __init__(self, browser, base_url: str, width: int, height: int):
-        self.context = browser.new_context(viewport={"width": width, "height": height}, locale="fr-FR",
-                                           service_workers="block")
-        self.page = self.context.new_page()
-        self.requests: list[str] = []
-        self.errors: list[str] = []
-        self.page.on("request", lambda request: self.requests.append(request.url))
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.goto(f"{base_url}/map", wait_until="networkidle")
-
-    def foreign_requests(self) -> list[str]:
-        return [u for u in self.requests if not u.startswith("data:") and urlsplit(u).hostname != "127.0.0.1"]
-
-    def close(self) -> None:
-        self.context.close()
+def visit_map(browser, server: str, width: int, height: int) -> Visit:
+    """``/map`` in a fresh browser context, loaded."""
+    return Visit(browser, width, height).goto(f"{server}/map")
 
 
 @pytest.fixture(scope="module")
 def desktop(browser, server: str) -> Iterator[Visit]:
-    visit = Visit(browser, server, 1280, 800)
+    visit = visit_map(browser, server, 1280, 800)
     yield visit
     visit.close()
 
 
-def dots(visit: Visit, layer_id: str) -> int:
-    return visit.page.locator(f'.geo-dot__fill[data-layer="{layer_id}"]').count()
+def dots(page, layer_id: str):
+    """The drawn markers of a layer."""
+    return page.locator(f'.geo-dot__fill[data-layer="{layer_id}"]')
 
 
 def test_every_public_layer_has_a_toggle(desktop: Visit, registry: LayerRegistry):
@@ -139,23 +91,24 @@ def test_toggling_a_layer_draws_and_removes_its_features(desktop: Visit):
     page = desktop.page
     wifi = page.locator("#couche-wifi_hotspots")
     assert wifi.is_checked()
-    page.wait_for_function("document.querySelectorAll('.geo-dot__fill[data-layer=wifi_hotspots]').length > 0")
-    shown = dots(desktop, "wifi_hotspots")
+    wifi_dots = dots(page, "wifi_hotspots")
+    wifi_dots.first.wait_for(state="attached")
+    shown = wifi_dots.count()
     assert shown > 0
     wifi.uncheck()
-    assert dots(desktop, "wifi_hotspots") == 0
+    expect(wifi_dots).to_have_count(0, timeout=SETTLE_MS)
     wifi.focus()
     page.keyboard.press("Space")  # toggles work from the keyboard
-    assert wifi.is_checked()
-    page.wait_for_function("document.querySelectorAll('.geo-dot__fill[data-layer=wifi_hotspots]').length > 0")
-    assert dots(desktop, "wifi_hotspots") == shown
-    assert page.locator("#legende-wifi_hotspots").is_visible()
+    expect(wifi).to_be_checked(timeout=SETTLE_MS)
+    expect(wifi_dots).to_have_count(shown, timeout=SETTLE_MS)
+    expect(page.locator("#legende-wifi_hotspots")).to_be_visible(timeout=SETTLE_MS)
 
 
 def test_demo_badge_and_attribution(desktop: Visit, registry: LayerRegistry):
     page = desktop.page
-    assert page.locator("#demo-badge").is_visible()
-    assert "Données de démonstration" in page.locator("#demo-badge").inner_text()
+    badge = page.locator("#demo-badge")  # shown once a loaded layer turns out to hold demo data
+    expect(badge).to_be_visible(timeout=SETTLE_MS)
+    expect(badge).to_contain_text("Données de démonstration", use_inner_text=True, timeout=SETTLE_MS)
     attribution = page.locator(".map-sources").text_content()
     assert registry.get("communes").attribution in attribution
     for layer in registry:
@@ -163,7 +116,7 @@ def test_demo_badge_and_attribution(desktop: Visit, registry: LayerRegistry):
             assert layer.attribution in attribution, layer.id
 
 
-def test_popup_shows_hostile_text_as_text(desktop: Visit, test_output: Path):
+def test_popup_shows_hostile_text_as_text(desktop: Visit, artefacts_dir: Path):
     page = desktop.page
     marker = page.locator(".geo-dot", has=page.locator('[data-layer="wifi_hotspots"]')).filter(has_text="Mairie piégée")
     marker.focus()
@@ -177,11 +130,11 @@ def test_popup_shows_hostile_text_as_text(desktop: Visit, test_output: Path):
     assert "Donnée de démonstration" in content
     assert popup.locator("img, script").count() == 0
     assert page.evaluate("window.__xss") is None
-    page.screenshot(path=str(test_output / "map-desktop-popup.png"))
+    page.screenshot(path=str(artefacts_dir / "map-desktop-popup.png"))
     page.keyboard.press("Escape")
 
 
-def test_dense_layer_waits_for_zoom_then_loads_vector_tiles(desktop: Visit, dense_point, test_output: Path,
+def test_dense_layer_waits_for_zoom_then_loads_vector_tiles(desktop: Visit, dense_point, artefacts_dir: Path,
                                                             registry: LayerRegistry):
     page = desktop.page
     # Only the premises on the map, so that the click below cannot land on another layer's marker.
@@ -191,7 +144,8 @@ def test_dense_layer_waits_for_zoom_then_loads_vector_tiles(desktop: Visit, dens
         page.locator(toggle).uncheck()
     page.locator("#couche-premises").check()
     hint = page.locator("#map-hint")
-    assert hint.is_visible() and "Zoomez pour afficher les locaux" in hint.inner_text()
+    expect(hint).to_be_visible(timeout=SETTLE_MS)
+    expect(hint).to_contain_text("Zoomez pour afficher les locaux", use_inner_text=True, timeout=SETTLE_MS)
     assert not any("/api/layers/premises" in u for u in desktop.requests), "never loaded whole"
     if dense_point is None:
         pytest.skip("la démo ne contient aucun local FTTH")
@@ -204,8 +158,8 @@ def test_dense_layer_waits_for_zoom_then_loads_vector_tiles(desktop: Visit, dens
     mvt = "application/vnd.mapbox-vector-tile"
     assert response.value.status == 204 or response.value.headers["content-type"] == mvt
     page.wait_for_load_state("networkidle")
-    assert hint.is_hidden()
-    assert page.locator("canvas.leaflet-tile").count() > 0
+    expect(hint).to_be_hidden(timeout=SETTLE_MS)
+    expect(page.locator("canvas.leaflet-tile").first).to_be_attached(timeout=SETTLE_MS)
     assert not any("/api/layers/premises" in u for u in desktop.requests), "tiles, not GeoJSON by bbox"
     # A click on the premises opens its card, from the tile's properties.
     x, y = page.evaluate(f"(() => {{ const p = window['{map_name}'].latLngToContainerPoint([{lat}, {lon}]); "
@@ -216,7 +170,7 @@ def test_dense_layer_waits_for_zoom_then_loads_vector_tiles(desktop: Visit, dens
     popup = page.locator(".leaflet-popup-content", has_text="Locaux FTTH")
     popup.wait_for()
     assert popup.locator("h3").text_content()  # the address, from the tile's properties
-    page.screenshot(path=str(test_output / "map-desktop-zoomed.png"))
+    page.screenshot(path=str(artefacts_dir / "map-desktop-zoomed.png"))
     page.keyboard.press("Escape")
     page.locator("#couche-premises").uncheck()
     for toggle in others:
@@ -229,32 +183,33 @@ def test_no_request_leaves_the_machine(desktop: Visit):
     assert desktop.errors == []
 
 
-def test_screenshots_desktop_and_phone(browser, server: str, test_output: Path):
-    desktop_visit = Visit(browser, server, 1280, 800)
+def test_screenshots_desktop_and_phone(browser, server: str, artefacts_dir: Path):
+    desktop_visit = visit_map(browser, server, 1280, 800)
     try:
         desktop_visit.page.wait_for_function(
             "document.querySelectorAll('.geo-dot__fill').length > 0")
-        desktop_file = test_output / "map-desktop.png"
+        desktop_file = artefacts_dir / "map-desktop.png"
         desktop_visit.page.screenshot(path=str(desktop_file))
         assert desktop_visit.foreign_requests() == []
     finally:
         desktop_visit.close()
 
-    phone = Visit(browser, server, 390, 844)
+    phone = visit_map(browser, server, 390, 844)
     try:
         page = phone.page
         panel = page.locator("#panneau")
         toggle = page.get_by_role("button", name="Couches et légende")
         assert panel.is_hidden() and toggle.is_visible(), "the panel collapses on a phone"
         assert page.locator(".folium-map").bounding_box()["width"] >= 380
-        phone_file = test_output / "map-phone.png"
+        phone_file = artefacts_dir / "map-phone.png"
         page.screenshot(path=str(phone_file))
         toggle.click()
-        assert panel.is_visible() and toggle.get_attribute("aria-expanded") == "true"
-        phone_panel_file = test_output / "map-phone-panel.png"
+        expect(panel).to_be_visible(timeout=SETTLE_MS)
+        expect(toggle).to_have_attribute("aria-expanded", "true", timeout=SETTLE_MS)
+        phone_panel_file = artefacts_dir / "map-phone-panel.png"
         page.screenshot(path=str(phone_panel_file))
         page.keyboard.press("Escape")
-        assert panel.is_hidden()
+        expect(panel).to_be_hidden(timeout=SETTLE_MS)
         assert phone.foreign_requests() == []
     finally:
         phone.close()
@@ -265,12 +220,8 @@ def test_screenshots_desktop_and_phone(browser, server: str, test_output: Path):
 @pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
 def test_axe_finds_no_wcag_aa_violation(browser, server: str, width: int, height: int):
     """axe-core (injected from node_modules, not served) audits the page against WCAG 2.1 A and AA rules."""
-    visit = Visit(browser, server, width, height)
+    visit = visit_map(browser, server, width, height)
     try:
-        visit.page.add_script_tag(path=str(AXE))
-        result = visit.page.evaluate(
-            "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})")
-        problems = [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:5]) for v in result["violations"]]
-        assert problems == []
+        assert axe_violations(visit.page) == []
     finally:
         visit.close()

@@ -143,7 +143,7 @@ def white_zone_oracle(raw: dict, lon: float, lat: float) -> dict[tuple[str, str]
 
 
 def test_report_matches_the_oracle(db: Connection, raw: dict, points: list, registry: LayerRegistry,
-                                   settings: Settings, test_output: Path):
+                                   settings: Settings, artefacts_dir: Path):
     cmp = Comparison()
     in_a_white_zone = 0
     for lon, lat in points:
@@ -195,7 +195,7 @@ def test_report_matches_the_oracle(db: Connection, raw: dict, points: list, regi
                "comparisons": cmp.compared, "points_in_a_white_zone": in_a_white_zone,
                "mismatches": cmp.mismatches[:50],
                "mismatch_count": len(cmp.mismatches)}
-    (test_output / "nearby-oracle.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    (artefacts_dir / "nearby-oracle.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     assert cmp.mismatches == []
     assert max(cmp.max_error.values()) <= TOLERANCE_M, cmp.max_error
     # The sample is not degenerate: it crosses white zones, MED areas and premises.

@@ -6,28 +6,32 @@ page; axe WCAG 2.1 AA audits. No request may leave 127.0.0.1. Screenshots go to 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS, Visit, serve_app, serve_folder
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from browser_support import (
+    AXE,
+    BROWSER_MARKS,
+    SETTLE_MS,
+    Visit,
+    axe_violations,
+    open_visit,
+    serve_app,
+    serve_folder,
+    wait_until,
+)
+from playwright.sync_api import expect
 from sqlalchemy import Engine, text
 
 from geo_service import vendor
 from geo_service.main import create_app
-from geo_service.settings import PROJECT_ROOT, MapSettings, Settings
+from geo_service.settings import MapSettings, Settings
 
-AXE = PROJECT_ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
 EVIL = '<img src=x onerror="window.__xss=1">Borne piégée'
-WCAG = "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent : installez le paquet chromium"),
-]
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture(scope="module")
@@ -82,16 +86,6 @@ def strict_server(settings: Settings, demo_territory) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture
 def visits(browser) -> Iterator[list[Visit]]:
     opened: list[Visit] = []
@@ -102,19 +96,13 @@ def visits(browser) -> Iterator[list[Visit]]:
         visit.close()
 
 
-def open_visit(browser, visits: list[Visit], width: int = 1280, height: int = 800, **options) -> Visit:
-    visit = Visit(browser, width, height, **options)
-    visits.append(visit)
-    return visit
-
-
 def expected_headline(server: str, lon: float, lat: float) -> str:
     import httpx
 
     return httpx.get(f"{server}/api/nearby", params={"lon": lon, "lat": lat}).json()["fibre"]["headline"]
 
 
-def test_keyboard_only_search_shows_the_fibre_state(browser, server: str, premise: dict, visits, test_output: Path):
+def test_keyboard_only_search_shows_the_fibre_state(browser, server: str, premise: dict, visits, artefacts_dir: Path):
     visit = open_visit(browser, visits).goto(f"{server}/map")
     page = visit.page
     page.keyboard.press("Tab")  # the first skip link: "Aller à la recherche d'adresse"
@@ -140,13 +128,15 @@ def test_keyboard_only_search_shows_the_fibre_state(browser, server: str, premis
     assert premise["label"] in page.locator("#rapport").text_content()
     query = parse_qs(urlsplit(page.url).query)
     assert query["address"] == [premise["label"]] and "zoom" in query and "layers" in query
-    page.screenshot(path=str(test_output / "resident-desktop-report.png"))
+    page.screenshot(path=str(artefacts_dir / "resident-desktop-report.png"))
 
-    # Escape closes the suggestions; the close button returns to the search box.
+    # Escape closes the suggestions (once they are back: they come after a pause in typing and a request); the
+    # close button returns to the search box.
     search.focus()
     page.keyboard.type(" x", delay=10)
+    expect(search).to_have_attribute("aria-expanded", "true", timeout=SETTLE_MS)
     page.keyboard.press("Escape")
-    assert search.get_attribute("aria-expanded") == "false"
+    expect(search).to_have_attribute("aria-expanded", "false", timeout=SETTLE_MS)
     page.locator("#rapport-fermer").click()
     assert page.locator("#rapport").is_hidden() and page.evaluate("document.activeElement.id") == "recherche"
 
@@ -163,28 +153,30 @@ def test_a_shared_link_restores_address_layers_and_zoom(browser, server: str, pr
     assert premise["label"] in page.locator("#rapport").text_content()
 
 
-def test_phone_shows_the_report_as_a_bottom_sheet(browser, server: str, premise: dict, visits, test_output: Path):
+def test_phone_shows_the_report_as_a_bottom_sheet(browser, server: str, premise: dict, visits, artefacts_dir: Path):
     visit = open_visit(browser, visits, 390, 844, is_mobile=True, has_touch=True)
     page = visit.goto(f"{server}/map").page
-    page.screenshot(path=str(test_output / "resident-phone-search.png"))
+    page.screenshot(path=str(artefacts_dir / "resident-phone-search.png"))
     page.goto(f"{server}/map?address={premise['label']}", wait_until="networkidle")
-    sheet = page.locator("#rapport")
     page.locator("#rapport .rpt-status").wait_for()
-    box = sheet.bounding_box()
-    assert box["width"] >= 380 and abs(box["y"] + box["height"] - 844) < 2, box
-    assert box["y"] > 844 * 0.35, "the map stays visible above the sheet"
-    assert page.locator(".folium-map").bounding_box()["width"] >= 380
-    point_js = (f"(() => {{ const m = window.lotMap.map; const p = m.latLngToContainerPoint("
-                f"[{premise['lat']}, {premise['lon']}]); return m.getContainer()"
-                ".getBoundingClientRect().top + p.y; })()")
-    map_top = page.locator(".folium-map").bounding_box()["y"]
-    # The map pans to the address with an animation: on a busy machine it may still be moving.
-    with contextlib.suppress(PlaywrightTimeout):
-        page.wait_for_function(f"(() => {{ const y = {point_js}; return y > {map_top} && y < {box['y']}; }})()",
-                               timeout=10_000)
-    point_y = page.evaluate(point_js)
-    assert map_top < point_y < box["y"], "the address shows on the map, above the sheet"
-    page.screenshot(path=str(test_output / "resident-phone-report.png"))
+    # The sheet's height settles after layout (fonts, a late resize) and the map then pans the address above it:
+    # wait for that with sheet, map and point all read live, then check one reading of them.
+    layout = ("([lat, lon]) => { const m = window.lotMap.map;"
+              " const map = document.querySelector('.folium-map').getBoundingClientRect();"
+              " const sheet = document.querySelector('#rapport').getBoundingClientRect();"
+              " return {mapTop: map.top, mapWidth: map.width, sheetTop: sheet.top, sheetBottom: sheet.bottom,"
+              " sheetWidth: sheet.width,"
+              " pointY: m.getContainer().getBoundingClientRect().top + m.latLngToContainerPoint([lat, lon]).y}; }")
+    address = [premise["lat"], premise["lon"]]
+    wait_until(page, f"(address) => {{ const g = ({layout})(address); "
+                     "return g.mapTop < g.pointY && g.pointY < g.sheetTop; }", address)
+    seen = page.evaluate(layout, address)
+    assert seen["sheetWidth"] >= 380 and abs(seen["sheetBottom"] - 844) < 2, seen
+    assert seen["sheetTop"] > 844 * 0.35, ("the map stays visible above the sheet", seen)
+    assert seen["mapWidth"] >= 380, seen
+    assert seen["mapTop"] < seen["pointY"] < seen["sheetTop"], ("the address shows on the map, above the sheet",
+                                                                 seen)
+    page.screenshot(path=str(artefacts_dir / "resident-phone-report.png"))
 
 
 def test_click_on_the_map_and_geolocation_query_the_report(browser, server: str, quiet_point, visits):
@@ -231,7 +223,7 @@ def _host_page(folder: Path, server: str, name: str) -> None:
 
 
 def test_the_embed_works_inside_a_page_of_another_origin(browser, server: str, visits, tmp_path: Path,
-                                                         test_output: Path):
+                                                         artefacts_dir: Path):
     _host_page(tmp_path, server, "accueil.html")
     with serve_folder(tmp_path) as site:
         assert urlsplit(site).port != urlsplit(server).port
@@ -249,7 +241,7 @@ def test_the_embed_works_inside_a_page_of_another_origin(browser, server: str, v
         headers = responses[0].headers
         assert "frame-ancestors 'self' http://127.0.0.1:*" in headers["content-security-policy"]
         assert "set-cookie" not in headers and headers["cache-control"].startswith("public")
-        page.screenshot(path=str(test_output / "resident-embed-foreign-page.png"))
+        page.screenshot(path=str(artefacts_dir / "resident-embed-foreign-page.png"))
         assert not [m for m in visit.console if "Content Security Policy" in m], visit.console
 
 
@@ -258,10 +250,9 @@ def test_the_embed_is_refused_to_sites_not_listed(browser, strict_server: str, v
     with serve_folder(tmp_path) as site:
         visit = open_visit(browser, visits, 1000, 700)
         page = visit.goto(f"{site}/autre.html").page
-        page.wait_for_timeout(500)
+        assert visit.wait_for_console("frame-ancestors"), visit.console
         frame = page.frames[1]
         assert frame.locator(".folium-map").count() == 0, "the browser must refuse to show the framed map"
-        assert any("frame-ancestors" in m for m in visit.console), visit.console
         visit.errors.clear()
 
 
@@ -273,7 +264,7 @@ def test_the_snippet_page_previews_the_embed(browser, server: str, visits):
     page.frame_locator(".snippet-preview").locator(".folium-map").wait_for()
 
 
-def test_the_text_report_works_without_javascript(browser, server: str, premise: dict, visits, test_output: Path):
+def test_the_text_report_works_without_javascript(browser, server: str, premise: dict, visits, artefacts_dir: Path):
     visit = open_visit(browser, visits, java_script_enabled=False)
     page = visit.goto(f"{server}/map/report").page
     page.get_by_label("Adresse ou commune").fill(premise["label"])
@@ -281,7 +272,7 @@ def test_the_text_report_works_without_javascript(browser, server: str, premise:
     page.wait_for_load_state("networkidle")
     assert page.locator("h2#rapport-titre").text_content() == f"Rapport pour : {premise['label']}"
     assert page.locator(".rpt-status").text_content() == "Raccordable prochainement"
-    page.screenshot(path=str(test_output / "resident-text-report.png"), full_page=True)
+    page.screenshot(path=str(artefacts_dir / "resident-text-report.png"), full_page=True)
 
 
 @pytest.mark.parametrize("path,width", [("/map/report?address={label}", 1280), ("/map?address={label}", 1280),
@@ -292,7 +283,4 @@ def test_axe_finds_no_wcag_aa_violation(browser, server: str, premise: dict, vis
     page = visit.goto(server + path.format(label=premise["label"])).page
     if path.startswith("/map?"):
         page.locator("#rapport .rpt-status").wait_for()
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate(WCAG)
-    problems = [(v["id"], v["help"], [n["target"] for n in v["nodes"]][:5]) for v in result["violations"]]
-    assert problems == []
+    assert axe_violations(page) == []
