@@ -47,8 +47,8 @@ def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciP
     with loaded_boundaries.begin() as conn:
         wipe_editing(conn, registry)
         found = epci_points(conn)
-        accounts.create_account(conn, "b-admin", "admin", password=PASSWORD)
-        accounts.create_account(conn, "b-contrib", "epci_contributor", password=PASSWORD, epci_siren=found.mine)
+        accounts.create_account(conn, "imp-admin", "admin", password=PASSWORD)
+        accounts.create_account(conn, "imp-contrib", "epci_contributor", password=PASSWORD, epci_siren=found.mine)
         convention(conn, registry, found.mine, "ascendante", ["wifi_hotspots"],
                    starts_on=conventions.local_day() - timedelta(days=1), reference="CONV-IMPORT")
     yield found
@@ -84,7 +84,7 @@ def mapping(**options) -> bulk_import.ColumnMapping:
 
 
 def run(engine: Engine, registry: LayerRegistry, settings: Settings, path: Path, column_mapping, *,
-        user: str = "b-admin", commit: bool = True) -> bulk_import.BulkReport:
+        user: str = "imp-admin", commit: bool = True) -> bulk_import.BulkReport:
     with engine.begin() as conn:
         return bulk_import.run(conn, context(conn, registry, settings, user), path, path.name, column_mapping,
                                commit=commit)
@@ -228,12 +228,12 @@ def test_a_contributor_imports_proposals_inside_its_perimeter_only(engine, regis
     rows = [("EPCI-1", near(points.inside, 1), {}), ("EPCI-2", near(points.inside, 2), {}),
             ("EPCI-3", points.outside, {})]
     path = bornes_geojson(tmp_path / "epci.geojson", rows)
-    refused = run(engine, registry, settings, path, mapping(), user="b-contrib")
+    refused = run(engine, registry, settings, path, mapping(), user="imp-contrib")
     assert [(i.line, i.column) for i in refused.rejected] == [(3, "géométrie")]
     assert "périmètre" in refused.rejected[0].reason
     assert rows_of(engine, "EPCI-") == {}
     bornes_geojson(path, rows[:2])
-    accepted = run(engine, registry, settings, path, mapping(), user="b-contrib")
+    accepted = run(engine, registry, settings, path, mapping(), user="imp-contrib")
     assert (accepted.committed, accepted.proposed, accepted.created) == (True, 2, 0)
     assert {row[2] for row in rows_of(engine, "EPCI-").values()} == {"proposed"}
     with engine.connect() as conn:
@@ -255,14 +255,14 @@ def test_undoing_an_import_restores_every_feature_exactly(engine, registry, sett
     second = run(engine, registry, settings, path, mapping())
     assert (second.updated, second.created) == (1, 1)
     with engine.begin() as conn:
-        undone = bulk_import.revert_change_set(conn, context(conn, registry, settings, "b-admin"), second.change_set)
+        undone = bulk_import.revert_change_set(conn, context(conn, registry, settings, "imp-admin"), second.change_set)
     assert (undone.reverted, undone.deleted) == (1, 1)
     with engine.connect() as conn:
         now = history.snapshot(conn, layer, fid)
     assert (now.properties, now.ewkb) == (original.properties, original.ewkb)
     assert rows_of(engine, "UNDO-2")["UNDO-2"][3] is True  # deleted, logically: it can be restored
     with engine.begin() as conn, pytest.raises(Conflict):
-        bulk_import.revert_change_set(conn, context(conn, registry, settings, "b-admin"), second.change_set)
+        bulk_import.revert_change_set(conn, context(conn, registry, settings, "imp-admin"), second.change_set)
     # Importing the second file again brings it back (the deleted borne is restored).
     again = run(engine, registry, settings, path, mapping())
     assert (again.updated, again.created) == (2, 0)
@@ -275,7 +275,7 @@ def test_a_killed_import_leaves_the_database_as_it_was(engine, registry, setting
     path = bornes_geojson(tmp_path / "kill.geojson", rows)
     before = history_count(engine)
     env = {**os.environ, "GEO_SERVICE_DATABASE_URL": settings.database_url, "PGAPPNAME": app}
-    process = subprocess.Popen([CLI, "edit", "import", str(path), "--layer", "wifi_hotspots", "--as", "b-admin",
+    process = subprocess.Popen([CLI, "edit", "import", str(path), "--layer", "wifi_hotspots", "--as", "imp-admin",
                                 "--source", EDIT_SOURCE], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     seen_writing = False
@@ -312,7 +312,7 @@ def web(settings: Settings, points: EpciPoints, tmp_path_factory) -> Iterator[tu
                                                                    max_upload_bytes=200_000)})
     with TestClient(create_app(small), base_url="http://localhost") as client:
         token = token_of(client.get("/admin/login").text)
-        r = client.post("/admin/login", data={"username": "b-admin", "password": PASSWORD, "csrf_token": token},
+        r = client.post("/admin/login", data={"username": "imp-admin", "password": PASSWORD, "csrf_token": token},
                         follow_redirects=False)
         assert r.status_code == 303
         yield client, small
@@ -384,7 +384,7 @@ def test_another_account_cannot_use_an_upload(web, settings, points, tmp_path):
     sent = upload(client, bornes_geojson(tmp_path / "a.geojson", [("OWN-1", points.inside, {})]))
     with TestClient(create_app(small), base_url="http://localhost") as other:
         token = token_of(other.get("/admin/login").text)
-        other.post("/admin/login", data={"username": "b-contrib", "password": PASSWORD, "csrf_token": token})
+        other.post("/admin/login", data={"username": "imp-contrib", "password": PASSWORD, "csrf_token": token})
         assert other.get(sent.headers["location"]).status_code == 404
         assert "Données ouvertes" not in other.get("/admin/import").text
 

@@ -150,3 +150,52 @@ def test_admin_pages_have_no_wcag_aa_violation(browser, server: str, points: Epc
         page.wait_for_load_state("networkidle")
         assert axe_violations(page) == [], path
     assert page_errors(visits) == []
+
+
+def test_bulk_import_through_the_pages(browser, server: str, points: EpciPoints, loaded_boundaries: Engine,
+                                       tmp_path: Path, artefacts_dir: Path):
+    """An administrator sends a CSV, reads the preview and the suggested mapping, checks (a refused row is
+    listed), imports the corrected file, then undoes the import."""
+    x, y = points.inside
+    rows = ["borne_id;lieu;ssid;statut;lon;lat",
+            f"PAGE-1;Halle;WIFI public lotois;installee;{x:.6f};{y:.6f}",
+            f"PAGE-2;Gare;WIFI public lotois;allumee;{x + 0.002:.6f};{y:.6f}"]
+    csv_file = tmp_path / "bornes_page.csv"
+    csv_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    visits: list[Visit] = []
+    page = new_page(browser, visits)
+    log_in(page, server, "b-admin")
+    page.get_by_role("link", name="Importer un fichier").click()
+    page.get_by_label("Couche de destination").select_option("wifi_hotspots")
+    page.get_by_label("Fichier à importer").set_input_files(str(csv_file))
+    page.get_by_role("button", name="Envoyer et prévisualiser").click()
+    expect(page.get_by_role("heading", name="Le fichier")).to_be_visible(timeout=SETTLE_MS)
+    # The suggested mapping and coordinates are preselected.
+    expect(page.get_by_label("Statut *")).to_have_value("statut")
+    expect(page.get_by_label("Colonne de la longitude ou du x")).to_have_value("lon")
+    if AXE.is_file():
+        assert axe_violations(page) == []
+    page.get_by_role("button", name="Vérifier (rien n'est écrit)").click()
+    report = page.locator(".admin-report")
+    expect(report).to_contain_text("1 ligne refusée", timeout=SETTLE_MS)
+    expect(report.locator("table")).to_contain_text("allumee")
+    page.screenshot(path=str(artefacts_dir / "import-check.png"), full_page=True)
+    with loaded_boundaries.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM wifi_hotspots WHERE borne_id LIKE 'PAGE-%'")).scalar() == 0
+
+    csv_file.write_text("\n".join(rows[:2]) + "\n", encoding="utf-8")
+    page.get_by_role("link", name="Importer un fichier").click()
+    page.get_by_label("Couche de destination").select_option("wifi_hotspots")
+    page.get_by_label("Fichier à importer").set_input_files(str(csv_file))
+    page.get_by_role("button", name="Envoyer et prévisualiser").click()
+    page.get_by_role("button", name="Importer", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("Import enregistré", timeout=SETTLE_MS)
+    with loaded_boundaries.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM wifi_hotspots WHERE borne_id = 'PAGE-1' "
+                                 "AND deleted_at IS NULL")).scalar() == 1
+    page.get_by_role("button", name="Annuler ce lot").click()
+    expect(page.get_by_role("status")).to_contain_text("Import annulé", timeout=SETTLE_MS)
+    with loaded_boundaries.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM wifi_hotspots WHERE borne_id = 'PAGE-1' "
+                                 "AND deleted_at IS NULL")).scalar() == 0
+    assert page_errors(visits) == []
