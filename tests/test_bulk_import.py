@@ -238,7 +238,7 @@ def test_a_contributor_imports_proposals_inside_its_perimeter_only(engine, regis
     assert {row[2] for row in rows_of(engine, "EPCI-").values()} == {"proposed"}
     with engine.connect() as conn:
         pending = conn.execute(text("SELECT count(*) FROM change_requests WHERE status = 'pending' "
-                                    "AND submitted_by = 'b-contrib'")).scalar_one()
+                                    "AND submitted_by = 'imp-contrib'")).scalar_one()
     assert pending == 2
 
 

@@ -57,6 +57,7 @@ def _index(request: Request, settings: Settings, principal: Principal, registry:
         if principal.role == "admin" else {}
     return page(request, settings, principal, "admin/import.html",
                 {"layers": _layers(request, principal, registry), "recent": recent, "open_data": open_data,
+                 "chosen_layer": request.query_params.get("layer"),
                  "error": error, "report": report, "message": MESSAGES.get(request.query_params.get("done", "")),
                  "max_mb": settings.editing.max_upload_bytes / 1024 / 1024},
                 status=status)
