@@ -30,7 +30,6 @@ from geo_service.services.importers.sources import Member
 from geo_service.services.importers.validate import Validator
 from geo_service.services.importers.values import (
     dms_to_decimal,
-    insee_code,
     parse_date,
     parse_float,
     plain,
@@ -110,14 +109,8 @@ def _read_supports(ctx: ImportContext, member: Member) -> tuple[dict[str, _Suppo
     station_support: dict[str, str] = {}
     with ctx.csv(member) as table:
         table.require(*SUPPORT_COLUMNS)
-        file, code_at = table.label, table.index("com_cd_insee")
-        for line, row in table.rows(ctx.bad_width(file, table.width)):
-            ctx.report.read += 1
-            code = insee_code(row[code_at])
-            if not ctx.in_territory(code):
-                ctx.report.outside += 1
-                continue
-            rec = table.record(row)
+        file = table.label
+        for line, code, rec in ctx.territory_rows(table, "com_cd_insee"):
             support_id, station = rec["sup_id"], station_number(rec["sta_nm_anfr"])
             if support_id not in supports:
                 try:

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from geo_service.services.importers import geo
 from geo_service.services.importers.base import ImportContext, Kind
 from geo_service.services.importers.validate import Validator
-from geo_service.services.importers.values import insee_code, parse_date, plain, postal_code
+from geo_service.services.importers.values import parse_date, plain, postal_code
 
 # Lower bound of each size class (catg_loc_imb): what we know for sure about the number of premises.
 SIZE_CLASSES = {"individuel": 1, "entre 2 et 11": 2, "entre 12 et 35": 12, "entre 36 et 99": 36, "100 et plus": 100}
@@ -81,27 +81,15 @@ def run(ctx: ImportContext) -> None:
     pms: dict[str, _Pm] = {}
     with ctx.csv() as table:
         table.require("x", "y", "imb_id", "code_insee", "imb_etat")
-        file, code_at = table.label, table.index("code_insee")
+        file = table.label
         stage = ctx.stage(target, file)
-        for line, row in table.rows(ctx.bad_width(file, table.width)):
-            ctx.report.read += 1
-            code = insee_code(row[code_at])
-            if not ctx.in_territory(code):
-                ctx.report.outside += 1
-                continue
-            rec = table.record(row)
+        for line, code, rec in ctx.territory_rows(table, "code_insee"):
             values, problems = validator.check(_premise(rec, code or "", ctx, file, line))
-            for name, reason in problems:
-                column = SOURCE_COLUMN.get(name, name)
-                ctx.reject(file, line, column, rec.get(column, values.get(name)), reason)
-            try:
-                lon, lat = geo.point(rec.get("x"), rec.get("y"), geo.WGS84)
-            except ValueError as exc:
-                ctx.reject(file, line, "x, y", f"{rec.get('x')}, {rec.get('y')}", str(exc))
+            ctx.reject_problems(file, line, problems, rec, values, SOURCE_COLUMN)
+            position = ctx.point(file, line, rec, "x", "y")
+            if position is None or problems:
                 continue
-            if problems:
-                continue
-            stage.add(line, values, geo.point_ewkb(lon, lat))
+            stage.add(line, values, geo.point_ewkb(*position))
             if values["pm_ref"]:
                 _note_pm(pms, values, rec, ctx, file, line)
     ctx.write(stage, "imb_id", "x, y")

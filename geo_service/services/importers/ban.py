@@ -12,7 +12,7 @@ from geo_service.layers import FieldDecl
 from geo_service.services.importers import geo
 from geo_service.services.importers.base import ImportContext, Kind
 from geo_service.services.importers.validate import Validator, table_decl
-from geo_service.services.importers.values import insee_code, postal_code
+from geo_service.services.importers.values import postal_code
 
 ADDRESSES = table_decl("addresses", "Adresses BAN", [
     FieldDecl(name="id", type="string", label="Clé d'interopérabilité", required=True,
@@ -39,22 +39,15 @@ def run(ctx: ImportContext) -> None:
     validator = Validator(ADDRESSES, list_separator="|")
     with ctx.csv() as table:
         table.require("id", "numero", "nom_voie", "code_insee", ("lon", "x"), ("lat", "y"))
-        file, code_at = table.label, table.index("code_insee")
+        file = table.label
         stage = ctx.stage(ctx.target("addresses", COLUMNS, key=("id",)), file)
-        for line, row in table.rows(ctx.bad_width(file, table.width)):
-            ctx.report.read += 1
-            code = insee_code(row[code_at])
-            if not ctx.in_territory(code):
-                ctx.report.outside += 1
-                continue
-            rec = table.record(row)
+        for line, code, rec in ctx.territory_rows(table, "code_insee"):
             values, problems = validator.check({
                 "id": rec.get("id"), "numero": rec.get("numero"), "rep": rec.get("rep") or None,
                 "nom_voie": rec.get("nom_voie") or rec.get("nom_ld") or None,
                 "code_postal": postal_code(rec.get("code_postal")), "code_insee": code,
                 "nom_commune": rec.get("nom_commune") or None})
-            for name, reason in problems:
-                ctx.reject(file, line, name, rec.get(name, values.get(name)), reason)
+            ctx.reject_problems(file, line, problems, rec, values)
             try:
                 lon, lat, _ = _position(rec)
             except ValueError as exc:

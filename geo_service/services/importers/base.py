@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from calendar import monthrange
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,9 +26,11 @@ from sqlalchemy import Connection, Table, text
 from geo_service.errors import ImportFileError, TerritoryNotLoaded
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services import geocoder
+from geo_service.services.importers import geo
 from geo_service.services.importers.reader import CsvTable
 from geo_service.services.importers.report import ImportReport
 from geo_service.services.importers.sources import Member, Source, open_source
+from geo_service.services.importers.values import insee_code
 from geo_service.services.importers.writer import Stage, Target
 from geo_service.settings import TerritorySettings
 from geo_service.tables import build_metadata
@@ -139,12 +141,43 @@ class ImportContext:
         """Whether a commune or département code is the territory's (INSEE codes begin with the département)."""
         return bool(code) and code.startswith(self.territory.departement)
 
+    def territory_rows(self, table: CsvTable, code_column: str | None, *, keep_without_code: bool = False
+                       ) -> Iterator[tuple[int, str | None, dict[str, str]]]:
+        """``(line, commune code, record)`` of each row of the territory; counts the rows read and those outside.
+
+        ``keep_without_code``: a row without a commune code is kept too (it is placed by its position later).
+        """
+        file, code_at = table.label, table.index(code_column)
+        for line, row in table.rows(self.bad_width(file, table.width)):
+            self.report.read += 1
+            code = insee_code(row[code_at]) if code_at is not None else None
+            if not (self.in_territory(code) or (keep_without_code and not code)):
+                self.report.outside += 1
+                continue
+            yield line, code, table.record(row)
+
     # --- issues -------------------------------------------------------------------------------------
     def reject(self, file: str, line: int | None, column: str, value: object, reason: str) -> None:
         self.report.issues.reject(file, line, column, value, reason)
 
     def warn(self, file: str, line: int | None, column: str, value: object, reason: str) -> None:
         self.report.issues.warn(file, line, column, value, reason)
+
+    def reject_problems(self, file: str, line: int, problems: Iterable[tuple[str, str]], record: Mapping[str, str],
+                        values: Mapping[str, object], source_column: Mapping[str, str] | None = None) -> None:
+        """Each validation problem as a rejected row, named by the file's column (``source_column``: field → column)."""
+        for name, reason in problems:
+            column = (source_column or {}).get(name, name)
+            self.reject(file, line, column, record.get(column.lower(), values.get(name)), reason)
+
+    def point(self, file: str, line: int, record: Mapping[str, str], x: str, y: str, crs: str = geo.WGS84,
+              label: str | None = None) -> tuple[float, float] | None:
+        """The row's position in degrees, or ``None`` once the row is rejected with the reason."""
+        try:
+            return geo.point(record.get(x), record.get(y), crs)
+        except ValueError as exc:
+            self.reject(file, line, label or f"{x}, {y}", f"{record.get(x)}, {record.get(y)}", str(exc))
+            return None
 
     def bad_width(self, file: str, width: int) -> Callable[[int, int], None]:
         def report(line: int, count: int) -> None:

@@ -16,7 +16,7 @@ from geo_service.services.importers import geo
 from geo_service.services.importers.base import ImportContext, Kind
 from geo_service.services.importers.places import phone
 from geo_service.services.importers.validate import Validator
-from geo_service.services.importers.values import insee_code, postal_code
+from geo_service.services.importers.values import postal_code
 
 DAYS = (("h_lundi", "Mo"), ("h_mardi", "Tu"), ("h_mercredi", "We"), ("h_jeudi", "Th"), ("h_vendredi", "Fr"),
         ("h_samedi", "Sa"), ("h_dimanche", "Su"))
@@ -104,15 +104,9 @@ def run(ctx: ImportContext) -> None:
     validator = Validator(ctx.layer("digital_help_places"), only=FIELDS)
     with ctx.csv() as table:
         table.require("id_fs", "lib_fs", "adresse", "insee_com", "latitude", "longitude")
-        file, code_at = table.label, table.index("insee_com")
+        file = table.label
         stage = ctx.stage(ctx.target("digital_help_places", FIELDS), file)
-        for line, row in table.rows(ctx.bad_width(file, table.width)):
-            ctx.report.read += 1
-            code = insee_code(row[code_at])
-            if not ctx.in_territory(code):
-                ctx.report.outside += 1
-                continue
-            rec = table.record(row)
+        for line, code, rec in ctx.territory_rows(table, "insee_com"):
             hours = _hours(ctx, file, line, rec)
             values, problems = validator.check({
                 "lieu_id": f"france-services-{rec['id_fs']}" if rec.get("id_fs") else None, "nom": rec.get("lib_fs"),
@@ -123,17 +117,10 @@ def run(ctx: ImportContext) -> None:
                 "modalites_acces": ["Se présenter", "Prendre un RDV en ligne"] if rec.get("prise_rdv", "").lower()
                 == "oui" else ["Se présenter"], "telephone": phone(rec.get("telephone")),
                 "courriel": rec.get("mail") or None})
-            for name, reason in problems:
-                column = SOURCE_COLUMN.get(name, name)
-                ctx.reject(file, line, column, rec.get(column, values.get(name)), reason)
-            try:
-                lon, lat = geo.point(rec.get("longitude"), rec.get("latitude"), geo.WGS84)
-            except ValueError as exc:
-                ctx.reject(file, line, "longitude, latitude", f"{rec.get('longitude')}, {rec.get('latitude')}",
-                           str(exc))
-                continue
-            if not problems:
-                stage.add(line, values, geo.point_ewkb(lon, lat))
+            ctx.reject_problems(file, line, problems, rec, values, SOURCE_COLUMN)
+            position = ctx.point(file, line, rec, "longitude", "latitude")
+            if position is not None and not problems:
+                stage.add(line, values, geo.point_ewkb(*position))
     ctx.write(stage, "id_fs", "longitude, latitude")
     stage.drop()
 

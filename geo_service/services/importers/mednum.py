@@ -14,7 +14,7 @@ from geo_service.services.importers import geo
 from geo_service.services.importers.base import ImportContext, Kind
 from geo_service.services.importers.places import checked_hours, first, phone
 from geo_service.services.importers.validate import Validator
-from geo_service.services.importers.values import insee_code, postal_code, split_list
+from geo_service.services.importers.values import postal_code, split_list
 
 FIELDS = ("lieu_id", "pivot", "nom", "adresse", "code_postal", "code_insee", "commune", "categorie", "services",
           "publics", "horaires", "dispositifs", "modalites_acces", "frais", "telephone", "courriel", "site_web",
@@ -43,14 +43,7 @@ def run(ctx: ImportContext) -> None:
         table.require("id", "nom", "adresse", "code_postal", "latitude", "longitude")
         file = table.label
         stage = ctx.stage(ctx.target("digital_help_places", FIELDS), file)
-        code_at = table.index("code_insee")
-        for line, row in table.rows(ctx.bad_width(file, table.width)):
-            ctx.report.read += 1
-            code = insee_code(row[code_at]) if code_at is not None else None
-            if code and not ctx.in_territory(code):
-                ctx.report.outside += 1
-                continue
-            rec = table.record(row)
+        for line, code, rec in ctx.territory_rows(table, "code_insee", keep_without_code=True):
             frais = split_list(rec.get("frais_a_charge"))
             if frais and len(frais) > 1:
                 ctx.warn(file, line, "frais_a_charge", rec.get("frais_a_charge"), "plusieurs valeurs : la première "
@@ -68,17 +61,10 @@ def run(ctx: ImportContext) -> None:
                 "frais": first(frais), "telephone": phone(rec.get("telephone")),
                 "courriel": first(split_list(rec.get("courriels"))), "site_web": first(split_list(rec.get("site_web"))),
                 "date_maj": rec.get("date_maj") or None}, skip_required=frozenset({"code_insee"}))
-            for name, reason in problems:
-                column = SOURCE_COLUMN.get(name, name)
-                ctx.reject(file, line, column, rec.get(column, values.get(name)), reason)
-            try:
-                lon, lat = geo.point(rec.get("longitude"), rec.get("latitude"), geo.WGS84)
-            except ValueError as exc:
-                ctx.reject(file, line, "longitude, latitude", f"{rec.get('longitude')}, {rec.get('latitude')}",
-                           str(exc))
-                continue
-            if not problems:
-                stage.add(line, values, geo.point_ewkb(lon, lat), by_code=code is not None)
+            ctx.reject_problems(file, line, problems, rec, values, SOURCE_COLUMN)
+            position = ctx.point(file, line, rec, "longitude", "latitude")
+            if position is not None and not problems:
+                stage.add(line, values, geo.point_ewkb(*position), by_code=code is not None)
     ctx.write(stage, "id", "longitude, latitude", locate=True, commune_name="commune")
     stage.drop()
 

@@ -48,17 +48,11 @@ def run(ctx: ImportContext) -> None:
                 "services": _services(rec.get("typo")), "telephone": phone(rec.get("telephone")),
                 "courriel": rec.get("mail") or None, "site_web": rec.get("web") or None},
                 skip_required=frozenset({"code_insee"}))
-            for name, reason in problems:
-                column = SOURCE_COLUMN.get(name, name)
-                ctx.reject(file, line, column, rec.get(column.lower(), values.get(name)), reason)
-            try:
-                lon, lat = geo.point(rec.get("long"), rec.get("lat"), geo.WGS84)
-            except ValueError as exc:
-                ctx.reject(file, line, "LONG, LAT", f"{rec.get('long')}, {rec.get('lat')}", str(exc))
-                continue
-            if not problems:
+            ctx.reject_problems(file, line, problems, rec, values, SOURCE_COLUMN)
+            position = ctx.point(file, line, rec, "long", "lat", label="LONG, LAT")
+            if position is not None and not problems:
                 # Kept for its commune or its département: outside the outline it is an error, not elsewhere.
-                stage.add(line, values, geo.point_ewkb(lon, lat))
+                stage.add(line, values, geo.point_ewkb(*position))
     ctx.write(stage, "ID", "LONG, LAT", locate=True, commune_name="commune")
     stage.drop()
 
