@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
+import psycopg
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from geo_service.errors import Forbidden, NotFound, Unauthenticated
 from geo_service.layers import LayerDecl, LayerRegistry
@@ -16,6 +19,8 @@ from geo_service.services import accounts, rights
 from geo_service.services.accounts import ANONYMOUS_PRINCIPAL, Principal
 from geo_service.services.ogc.reader import ANONYMOUS, Reader
 from geo_service.settings import Settings
+
+T = TypeVar("T")
 
 
 # The three below are async only to stay on the event loop: FastAPI runs a sync dependency in the
@@ -37,7 +42,31 @@ def get_connection(request: Request) -> Iterator[Connection]:
         yield conn
 
 
-def get_public_layer(layer_id: str, registry: Annotated[LayerRegistry, Depends(get_registry)]) -> LayerDecl:
+def read_only(request: Request, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` on a connection of the read engine (``db.make_read_engine``: autocommit, read-only, generic
+    plans, no ping): for a single short statement, no BEGIN, ROLLBACK or ping around it. A connection found
+    dead (there is no ping) is retried once, as ``api/nearby.py`` does."""
+    state = request.app.state
+    engine = getattr(state, "read_engine", None) or state.engine
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                try:
+                    return work(conn)
+                except psycopg.OperationalError:
+                    # Raised by a statement run on the driver connection, which SQLAlchemy did not see: a
+                    # connection found broken is dropped from the pool here, then retried like the others.
+                    if attempt == 2 or not conn.connection.driver_connection.broken:
+                        raise
+                    conn.invalidate()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+# async: no I/O, and a sync dependency would cost a trip to the thread pool.
+async def get_public_layer(layer_id: str, registry: Annotated[LayerRegistry, Depends(get_registry)]) -> LayerDecl:
     """The layer named in the path, if it exists and anonymous readers may see it."""
     if layer_id not in registry or not registry.get(layer_id).is_public:
         raise NotFound(f"Aucune couche publique « {layer_id} »")
@@ -66,7 +95,7 @@ def _token_from_header(value: str) -> str:
                           headers=rights.BEARER_CHALLENGE)
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     """Who is asking: a token (``Authorization``), else a session cookie, else the anonymous public.
 
     A bad token is a 401 (a script must know); a stale session cookie just reads as anonymous.
@@ -74,30 +103,45 @@ def get_principal(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    principal = ANONYMOUS_PRINCIPAL
     header = request.headers.get("authorization")
     cookie = request.cookies.get(SESSION_COOKIE)
-    if header or cookie:
-        with request.app.state.engine.begin() as conn:
-            if header:
-                found = accounts.principal_from_token(conn, _token_from_header(header))
-                if found is None:
-                    raise Unauthenticated("Jeton d'accès invalide, expiré ou révoqué",
-                                          headers=rights.BEARER_CHALLENGE)
-                principal = found
-            elif cookie:
-                principal = accounts.principal_from_session(conn, cookie) or ANONYMOUS_PRINCIPAL
+    # async, with the thread pool only for credentials to look up: most reads are anonymous, and a sync
+    # dependency costs a trip to the thread pool on every request.
+    principal = await run_in_threadpool(_principal_from, request, header, cookie) if header or cookie \
+        else ANONYMOUS_PRINCIPAL
     request.state.principal = principal
     return principal
+
+
+def _principal_from(request: Request, header: str | None, cookie: str | None) -> Principal:
+    with request.app.state.engine.begin() as conn:
+        if header:
+            found = accounts.principal_from_token(conn, _token_from_header(header))
+            if found is None:
+                raise Unauthenticated("Jeton d'accès invalide, expiré ou révoqué", headers=rights.BEARER_CHALLENGE)
+            return found
+        return accounts.principal_from_session(conn, cookie or "") or ANONYMOUS_PRINCIPAL
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def get_reader(request: Request, principal: PrincipalDep) -> Reader:
-    """What the request may read: the public, or more for accounts (``rights.reader_for``)."""
-    if not principal.authenticated:
-        return ANONYMOUS
+async def get_reader(request: Request) -> Reader:
+    """What the request may read: the public, or more for accounts (``rights.reader_for``).
+
+    Called as a function too (``api/ogc.py``): each dependency FastAPI resolves costs it more CPU per
+    request than this does; the principal and the reader are therefore kept on the request.
+    """
+    cached = getattr(request.state, "reader", None)
+    if cached is not None:
+        return cached
+    principal = await get_principal(request)
+    reader = await run_in_threadpool(_reader_of, request, principal) if principal.authenticated else ANONYMOUS
+    request.state.reader = reader
+    return reader
+
+
+def _reader_of(request: Request, principal: Principal) -> Reader:
     with request.app.state.engine.connect() as conn:
         return rights.reader_for(conn, principal)
 

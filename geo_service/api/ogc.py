@@ -14,16 +14,17 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Engine
 
 from geo_service.api.caching import cache_headers, etag_of, not_modified
-from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep
+from geo_service.api.deps import ConnectionDep, ReaderDep, RegistryDep, SettingsDep, get_reader, read_only
 from geo_service.api.ogc_edit import feature_etag
 from geo_service.api.pages import templates_for
 from geo_service.errors import InvalidParameter
-from geo_service.services import editing, layer_state
+from geo_service.services import layer_state
 from geo_service.services.ogc import catalog, query
 from geo_service.services.ogc.collection import Collection, open_collection, readable_collections
 from geo_service.services.ogc.crs import CRS84, parse_crs
@@ -53,9 +54,40 @@ class ItemsParams(BaseModel):
     f: str | None = Field(None, description="json ou html")
 
 
-async def get_collection(collectionId: str, registry: RegistryDep, reader: ReaderDep) -> Collection:  # noqa: N803
-    # async: no I/O here, and a sync dependency would cost a trip to the thread pool on every request.
-    return open_collection(registry, collectionId, reader)
+def _query_parameters(model: type[BaseModel]) -> list[dict]:
+    """The OpenAPI parameters of a model of optional query parameters, as FastAPI writes them for
+    ``Annotated[model, Query()]``."""
+    schemas = model.model_json_schema(by_alias=True)["properties"]
+    parameters = []
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        schema = {k: v for k, v in schemas[alias].items() if not (k == "default" and v is None)}
+        parameters.append({"name": alias, "in": "query", "required": False, "schema": schema,
+                           "description": field.description})
+    return parameters
+
+
+# `ItemsParams` is given to OpenAPI, not to FastAPI's parsing: a parameter model parsed on every request cost
+# more than the SQL of a page. Of its fields only limit and offset have a type to check; the rest is text.
+_ITEMS_PARAMETERS = _query_parameters(ItemsParams)
+_TYPED_PARAMETERS = ("limit", "offset")
+
+
+def _check_typed_parameters(request: Request) -> None:
+    """What FastAPI checked when it parsed ``ItemsParams``: limit and offset read as integers (the last value of
+    a repeated one), else the same 400 through the ``RequestValidationError`` handler."""
+    raw = {k: request.query_params[k] for k in _TYPED_PARAMETERS if k in request.query_params}
+    if raw:
+        try:
+            ItemsParams.model_validate(raw)
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("query", *e["loc"])} for e in exc.errors()]) from None
+
+
+async def get_collection(request: Request, collectionId: str) -> Collection:  # noqa: N803
+    # async: no I/O here, and a sync dependency would cost a trip to the thread pool on every request. One
+    # dependency, not three (registry, reader, principal): FastAPI's resolution of each costs more than its work.
+    return open_collection(request.app.state.registry, collectionId, await get_reader(request))
 
 
 CollectionDep = Annotated[Collection, Depends(get_collection)]
@@ -153,37 +185,61 @@ def queryables(request: Request, settings: SettingsDep, coll: CollectionDep) -> 
 
 
 @router.get("/collections/{collectionId}/items", summary="Entités d'une collection",
-            responses={200: {"content": {catalog.GEOJSON: {}, catalog.HTML: {}}}})
-def items(request: Request, settings: SettingsDep, coll: CollectionDep, conn: ConnectionDep, engine: EngineDep,
-          params: Annotated[ItemsParams, Query()]) -> Response:
-    # `params` documents the standard parameters in OpenAPI; the service reads the raw query string,
-    # because property filters (?statut=…) are named by each collection's declaration.
+            responses={200: {"content": {catalog.GEOJSON: {}, catalog.HTML: {}}}},
+            openapi_extra={"parameters": _ITEMS_PARAMETERS})
+def items(request: Request, coll: CollectionDep) -> Response:
+    # The standard parameters are documented in OpenAPI (`ItemsParams`); the service reads the raw query
+    # string, because property filters (?statut=…) are named by each collection's declaration.
+    _check_typed_parameters(request)
+    settings: Settings = request.app.state.settings
     html = wants_html(request)
-    pairs = [(k, v) for k, v in request.query_params.multi_items()]
+    pairs = request.query_params.multi_items()
     q = query.parse_items_query(coll, pairs, default_limit=settings.api.ogc_default_limit,
                                 max_limit=settings.api.ogc_max_limit)
     if html:
         # Browsers draw CRS84 (Leaflet); the HTML page therefore ignores crs.
         q = replace(q, crs=CRS84)
-    # The layer's change counter, not count/max over the table: one primary-key lookup.
-    state = layer_state.state(conn, coll.id)
-    etag = etag_of(coll.id, state.version, state.changed_at, coll.reader, html, sorted(pairs))
-    headers = {**cache_headers(settings, etag, state.changed_at), "Content-Crs": f"<{q.crs.uri}>"}
-    if not_modified(request, etag, state.changed_at):
-        return Response(status_code=304, headers=headers)
-    matched = query.count_matched(conn, coll, q)
-    members = {"numberMatched": matched, "timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
-               "links": _items_links(request, coll, q, matched, html)}
+    engine: Engine = request.app.state.engine
+    with engine.connect() as conn:
+        if "if-none-match" in request.headers or "if-modified-since" in request.headers or query.is_streamed(q):
+            # The layer's change counter (not count/max over the table): a 304 is decided before reading more.
+            state = layer_state.state(conn, coll.id)
+            headers = _items_headers(settings, coll, q, state, html, pairs)
+            if not_modified(request, headers["ETag"], state.changed_at):
+                return Response(status_code=304, headers=headers)
+            if query.is_streamed(q):
+                matched = query.count_matched(conn, coll, q)
+                return StreamingResponse(_stream(engine, coll, q, _items_members(request, coll, q, matched, html)),
+                                         media_type=catalog.GEOJSON, headers=headers)
+            page = query.read_page(conn, coll, q, with_state=False)
+        else:
+            # No conditional header, so no 304 to decide first: the layer's state comes in the page's statement.
+            if q.reusable:
+                # A single statement, never prepared (query.read_page): autocommit spares the BEGIN and
+                # ROLLBACK round trips around it.
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            # A page of at most one batch: one statement on this connection, no second connection or streaming.
+            page = query.read_page(conn, coll, q, with_state=True)
+            assert page.state is not None
+            headers = _items_headers(settings, coll, q, page.state, html, pairs)
+    members = _items_members(request, coll, q, page.matched, html)
     if html:
-        features = [json.loads(f) for batch in query.feature_batches(conn, coll, q) for f in batch]
-        page = {**members, "features": features, "numberReturned": len(features)}
-        return document(request, settings, page, media_type=catalog.GEOJSON, template="ogc/items.html",
+        features = json.loads("[" + page.features + "]")
+        doc = {**members, "features": features, "numberReturned": len(features)}
+        return document(request, settings, doc, media_type=catalog.GEOJSON, template="ogc/items.html",
                         context={"collection": coll, "query": q}, headers=headers)
-    if not query.is_streamed(q):
-        # A page of at most one batch: built on this connection, no second connection or streaming.
-        body = "".join(query.stream_feature_collection(conn, coll, q, members))
-        return Response(body, media_type=catalog.GEOJSON, headers=headers)
-    return StreamingResponse(_stream(engine, coll, q, members), media_type=catalog.GEOJSON, headers=headers)
+    return Response(query.feature_collection(page, members), media_type=catalog.GEOJSON, headers=headers)
+
+
+def _items_headers(settings: Settings, coll: Collection, q: query.ItemsQuery, state: layer_state.LayerState,
+                   html: bool, pairs: list[tuple[str, str]]) -> dict[str, str]:
+    etag = etag_of(coll.id, state.version, state.changed_at, coll.reader, html, sorted(pairs))
+    return {**cache_headers(settings, etag, state.changed_at), "Content-Crs": f"<{q.crs.uri}>"}
+
+
+def _items_members(request: Request, coll: Collection, q: query.ItemsQuery, matched: int, html: bool) -> dict:
+    return {"numberMatched": matched, "timeStamp": datetime.now(UTC).isoformat(timespec="seconds"),
+            "links": _items_links(request, coll, q, matched, html)}
 
 
 def _stream(engine: Engine, coll: Collection, q: query.ItemsQuery, members: dict) -> Iterator[str]:
@@ -210,21 +266,21 @@ def _items_links(request: Request, coll: Collection, q: query.ItemsQuery, matche
 
 @router.get("/collections/{collectionId}/items/{featureId}", summary="Une entité",
             responses={200: {"content": {catalog.GEOJSON: {}, catalog.HTML: {}}}})
-def item(request: Request, settings: SettingsDep, coll: CollectionDep, conn: ConnectionDep, featureId: str,  # noqa: N803
+def item(request: Request, coll: CollectionDep, featureId: str,  # noqa: N803
          crs: str | None = Query(None, description="CRS de la géométrie renvoyée")) -> Response:
+    settings: Settings = request.app.state.settings
     html = wants_html(request)
     target = CRS84 if html else parse_crs(crs, "crs")
-    feature = query.fetch_feature(conn, coll, featureId, target)
+    # One statement on the read engine (a primary-key lookup): the feature and the version its ETag names.
+    feature, version = read_only(request, lambda conn: query.read_feature(conn, coll, featureId, target))
     url = f"{_base(request)}/collections/{coll.id}"
     feature["links"] = [
         catalog.link(f"{url}/items/{featureId}", "self", catalog.GEOJSON, "Cette entité"),
         catalog.link(f"{url}/items/{featureId}?f=html", "alternate", catalog.HTML, "Cette entité (HTML)"),
         catalog.link(url, "collection", catalog.JSON, coll.layer.title),
     ]
-    version = editing.feature_version(conn, coll.layer, int(featureId))
     # Part 4 (api/ogc_edit.py): an editable feature's ETag names its version, sent back in If-Match to change it.
     etag = None if version is None else \
         feature_etag(version, html, target != CRS84 and target.uri, not coll.reader.is_public)
     return document(request, settings, feature, media_type=catalog.GEOJSON, template="ogc/item.html",
                     context={"collection": coll}, headers={"Content-Crs": f"<{target.uri}>"}, etag=etag)
-

@@ -7,6 +7,7 @@ one list decides what is visible and what is queryable.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass
 
@@ -77,13 +78,7 @@ class Collection:
 
     def visible_rows(self) -> ColumnElement[bool]:
         """Rows this reader may see: proposals and rejected edits stay hidden from the public."""
-        if not self.layer.editable:
-            return true()
-        # Logically deleted rows are hidden from every reader (services/editing.py restores them).
-        alive = self.table.c.deleted_at.is_(None)
-        if self.reader.published_only:
-            return and_(alive, self.table.c.validation_state == "published")
-        return alive
+        return _visible_rows(self.table, self.layer.editable, self.reader.published_only)
 
     def prop(self, name: str, parameter: str) -> Prop:
         """The property ``name``, or a 400 naming the parameter and the properties that exist."""
@@ -94,6 +89,18 @@ class Collection:
         return self.props[name]
 
 
+# Built once per table and kind of reader: expressions are immutable, and this one is in every query.
+@functools.lru_cache(maxsize=1024)
+def _visible_rows(table: Table, editable: bool, published_only: bool) -> ColumnElement[bool]:
+    if not editable:
+        return true()
+    # Logically deleted rows are hidden from every reader (services/editing.py restores them).
+    alive = table.c.deleted_at.is_(None)
+    if published_only:
+        return and_(alive, table.c.validation_state == "published")
+    return alive
+
+
 def _props(layer: LayerDecl, table: Table, reader: Reader) -> dict[str, Prop]:
     fields = layer.fields if reader.sees_restricted(layer) else layer.public_fields()
     props = {f.name: Prop(f.name, f.type, f.label, table.c[f.name], f) for f in fields}
@@ -102,13 +109,30 @@ def _props(layer: LayerDecl, table: Table, reader: Reader) -> dict[str, Prop]:
     return props
 
 
+# Collections opened, per registry: a collection is a pure function of the declarations and the reader, and
+# building its properties on every request cost as much CPU as reading a feature. Bounded: readers are few
+# (the public, the staff, an EPCI's conventions).
+_COLLECTIONS: weakref.WeakKeyDictionary[LayerRegistry, dict[tuple[str, Reader], Collection]] = \
+    weakref.WeakKeyDictionary()
+
+
 def open_collection(registry: LayerRegistry, layer_id: str, reader: Reader) -> Collection:
     """The collection of a layer this reader may read; any other id is a 404 (a hidden layer does not exist)."""
+    opened = _COLLECTIONS.get(registry)
+    if opened is None:
+        opened = _COLLECTIONS.setdefault(registry, {})
+    collection = opened.get((layer_id, reader))
+    if collection is not None:
+        return collection
     if layer_id not in registry or not reader.can_read(registry.get(layer_id)):
         raise NotFound(f"Aucune collection « {layer_id} »")
     layer = registry.get(layer_id)
     table = _metadata(registry).tables[layer.id]
-    return Collection(layer, table, _props(layer, table, reader), reader)
+    collection = Collection(layer, table, _props(layer, table, reader), reader)
+    if len(opened) >= 1024:
+        opened.clear()
+    opened[(layer_id, reader)] = collection
+    return collection
 
 
 def readable_collections(registry: LayerRegistry, reader: Reader) -> list[Collection]:

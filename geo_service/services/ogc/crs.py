@@ -85,12 +85,21 @@ class BBox:
 
     def envelope(self) -> ColumnElement:
         """The box as a polygon in the storage CRS (bound values, never formatted into SQL)."""
-        x0, y0, x1, y1 = self.coords
-        box = func.ST_MakeEnvelope(x0, y0, x1, y1, self.crs.srid)
-        if self.crs.srid != STORAGE_SRID:
-            # Densify first so that the box's edges stay straight lines of the original CRS.
-            box = func.ST_Segmentize(box, (x1 - x0) / 16 or 1)
-        return self.crs.to_storage(box)
+        return envelope(self.crs, *self.coords, self.segment)
+
+    @property
+    def segment(self) -> float:
+        """The longest edge left once a box of another CRS is densified before its transformation."""
+        return (self.coords[2] - self.coords[0]) / 16 or 1
+
+
+def envelope(crs: Crs, x0: object, y0: object, x1: object, y1: object, segment: object) -> ColumnElement:
+    """A box of ``crs`` as a polygon in the storage CRS; values or bind parameters (a statement built once)."""
+    box = func.ST_MakeEnvelope(x0, y0, x1, y1, crs.srid)
+    if crs.srid != STORAGE_SRID:
+        # Densify first so that the box's edges stay straight lines of the original CRS.
+        box = func.ST_Segmentize(box, segment)
+    return crs.to_storage(box)
 
 
 def parse_bbox(value: str, crs: Crs) -> BBox:

@@ -8,18 +8,41 @@ table built from the layer declaration; every value the client sends is a bound 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Connection, Select, Text, and_, any_, cast, func, literal, null, select
+import psycopg
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Float,
+    Integer,
+    Select,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    null,
+    select,
+    table,
+)
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo_service.errors import InvalidParameter, NotFound
+from geo_service.services.layer_state import TABLE as STATE_TABLE
+from geo_service.services.layer_state import LayerState
 from geo_service.services.ogc import cql2
 from geo_service.services.ogc.collection import Collection, Prop
-from geo_service.services.ogc.crs import CRS84, BBox, Crs, parse_bbox, parse_crs
+from geo_service.services.ogc.crs import CRS84, BBox, Crs, envelope, parse_bbox, parse_crs
 from geo_service.services.ogc.filters import to_condition
 
 STREAM_BATCH = 1000
@@ -40,6 +63,11 @@ class ItemsQuery:
     properties: tuple[Prop, ...] = ()
     skip_geometry: bool = False
     bbox: BBox | None = field(default=None, compare=False)
+    # ``sortby`` as (property, descending) pairs, what ``order_by`` was built from.
+    sort: tuple[tuple[str, bool], ...] = ()
+    # Only the visibility and bbox conditions: the statement is then compiled once for all requests of
+    # the same shape (``read_page``), the box and the page bound as parameters.
+    reusable: bool = False
 
 
 def _integer(value: str, parameter: str, minimum: int) -> int:
@@ -90,11 +118,14 @@ def parse_items_query(collection: Collection, pairs: Iterable[tuple[str, str]], 
     elif lang not in cql2.LANGUAGES:
         cql2.parse("", lang)  # refuses the language, naming filter-lang
     conditions.extend(property_condition(collection.props[k], v) for k, v in params.items() if k in collection.props)
+    sort = sort_spec(collection, params.get("sortby", ""))
     return ItemsQuery(
         limit=limit, offset=offset, crs=crs, conditions=tuple(conditions), bbox=bbox,
-        order_by=tuple(sort_order(collection, params.get("sortby", ""))),
+        order_by=tuple(_order_by(collection, sort)),
         properties=tuple(select_properties(collection, params.get("properties"))),
         skip_geometry=_boolean(params.get("skipGeometry", "false"), "skipGeometry"),
+        sort=tuple((prop.name, descending) for prop, descending in sort),
+        reusable=len(conditions) == 1 + (bbox is not None),
     )
 
 
@@ -167,15 +198,25 @@ def property_condition(prop: Prop, raw: str) -> ColumnElement[bool]:
     return prop.column == literal(value)
 
 
-def sort_order(collection: Collection, value: str) -> list[ColumnElement]:
-    """``sortby=+nom,-date``: declared properties only; the feature id breaks ties so pages never overlap."""
-    order = []
+def sort_spec(collection: Collection, value: str) -> list[tuple[Prop, bool]]:
+    """``sortby=+nom,-date`` as (property, descending) pairs: declared properties only, else a 400."""
+    spec = []
     for item in (v.strip() for v in value.split(",") if v.strip()):
         # A '+' in a URL query decodes to a space; strip() above already took it.
         descending, name = item.startswith("-"), item.lstrip("+-")
-        column = collection.prop(name, "sortby").column
-        order.append(column.desc().nulls_last() if descending else column.asc().nulls_last())
+        spec.append((collection.prop(name, "sortby"), descending))
+    return spec
+
+
+def _order_by(collection: Collection, spec: Iterable[tuple[Prop, bool]]) -> list[ColumnElement]:
+    # The feature id breaks ties so pages never overlap.
+    order = [p.column.desc().nulls_last() if descending else p.column.asc().nulls_last() for p, descending in spec]
     return [*order, collection.fid.asc()]
+
+
+def sort_order(collection: Collection, value: str) -> list[ColumnElement]:
+    """``sortby=+nom,-date``: declared properties only; the feature id breaks ties so pages never overlap."""
+    return _order_by(collection, sort_spec(collection, value))
 
 
 def select_properties(collection: Collection, value: str | None) -> list[Prop]:
@@ -227,10 +268,14 @@ def _page(collection: Collection, query: ItemsQuery) -> Select:
             .where(and_(*query.conditions)).order_by(*query.order_by).limit(query.limit).offset(query.offset))
 
 
-def _bad_input(exc: DBAPIError) -> bool:
+def _bad_input(error: Exception) -> bool:
     # Data exceptions (22xxx) and GEOS failures (XX000) come from the values a client sent.
-    code = getattr(exc.orig, "sqlstate", None) or ""
+    code = getattr(error, "sqlstate", None) or ""
     return code.startswith("22") or code == "XX000"
+
+
+def _refused(error: Exception) -> InvalidParameter:
+    return InvalidParameter(f"Requête refusée par la base : {str(error).splitlines()[0]}", parameter="filter")
 
 
 def count_matched(conn: Connection, collection: Collection, query: ItemsQuery) -> int:
@@ -239,9 +284,8 @@ def count_matched(conn: Connection, collection: Collection, query: ItemsQuery) -
         return conn.execute(select(func.count()).select_from(collection.table)
                             .where(and_(*query.conditions))).scalar_one()
     except DBAPIError as exc:
-        if _bad_input(exc):
-            raise InvalidParameter(f"Requête refusée par la base : {str(exc.orig).splitlines()[0]}",
-                                   parameter="filter") from None
+        if _bad_input(exc.orig):
+            raise _refused(exc.orig) from None
         raise
 
 
@@ -276,13 +320,144 @@ def stream_feature_collection(conn: Connection, collection: Collection, query: I
     yield "]," + tail[1:]
 
 
-def fetch_feature(conn: Connection, collection: Collection, feature_id: str, crs: Crs) -> dict:
-    """One visible feature by id, as a GeoJSON dict; an unknown, hidden or malformed id is a 404."""
+# -- one round trip per request, statements compiled once --------------------------------------------------
+# Building a statement with a json_build_object of every property, and SQLAlchemy's cache key of it, cost
+# more CPU per request than everything else the service did for a feature (as for tiles: services/tiles.py).
+# Compiled statements are kept per shape, values bound; bounded, since shapes are few.
+_COMPILED: dict[tuple, tuple[Compiled, dict]] = {}
+_LAYER_CHANGES = table(STATE_TABLE, column("layer_id"), column("version"), column("changed_at"))
+
+
+def _compiled(key: tuple, build: Callable[[], Select], dialect: Dialect) -> tuple[Compiled, dict]:
+    """The statement ``build`` makes, compiled once per ``key``, with the values of its own (constant) binds."""
+    key = (*key, dialect.name)
+    entry = _COMPILED.get(key)
+    if entry is None:
+        compiled = build().compile(dialect=dialect)
+        constants = {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
+        entry = (compiled, constants)
+        if len(_COMPILED) >= 512:
+            _COMPILED.clear()
+        _COMPILED[key] = entry
+    return entry
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of features (GeoJSON texts joined by commas), how many matched, and the layer's state if read."""
+
+    matched: int
+    returned: int
+    features: str
+    state: LayerState | None = None
+
+
+def _page_select(collection: Collection, query: ItemsQuery, conditions: Iterable[ColumnElement[bool]],
+                 limit: object, offset: object, layer_id: object | None) -> Select:
+    """``numberMatched``, the page and (when ``layer_id`` is given) the layer's state, as one row.
+
+    One statement, so one snapshot and one round trip; the page is one text, joined by PostGIS, instead of a
+    row per feature through the driver.
+    """
+    where = and_(*conditions)
+    matched = select(func.count()).select_from(collection.table).where(where).scalar_subquery()
+    feature = cast(feature_json(collection, query.properties, query.crs, query.skip_geometry), Text)
+    rows = select(feature).where(where).order_by(*query.order_by).limit(limit).offset(offset)
+    # ARRAY(subquery) keeps the subquery's order; materialised, the page is built once for both uses below.
+    page = select(func.array(rows.scalar_subquery()).label("a")).cte("page").prefix_with("MATERIALIZED")
+    columns = [matched.label("matched"), func.cardinality(page.c.a).label("returned"),
+               func.array_to_string(page.c.a, ",").label("features")]
+    if layer_id is not None:
+        columns += [select(_LAYER_CHANGES.c[name]).where(_LAYER_CHANGES.c.layer_id == layer_id)
+                    .scalar_subquery().label(name) for name in ("version", "changed_at")]
+    return select(*columns).select_from(page)
+
+
+def _reusable_page(collection: Collection, query: ItemsQuery, with_state: bool) -> Select:
+    """The page statement of a query's shape, with the box, the page and the layer as bind parameters."""
+    conditions = [collection.visible_rows()]
+    if query.bbox is not None:
+        x0, y0, x1, y1, segment = (bindparam(f"bbox_{n}", type_=Float) for n in ("x0", "y0", "x1", "y1", "segment"))
+        conditions.append(func.ST_Intersects(collection.geom, envelope(query.bbox.crs, x0, y0, x1, y1, segment)))
+    return _page_select(collection, query, conditions, bindparam("page_limit", type_=Integer),
+                        bindparam("page_offset", type_=Integer),
+                        bindparam("layer_id", type_=Text) if with_state else None)
+
+
+def read_page(conn: Connection, collection: Collection, query: ItemsQuery, *, with_state: bool) -> Page:
+    """A page of at most one batch (``is_streamed`` false) with ``numberMatched``, and the layer's state when
+    ``with_state`` (what ETag and Last-Modified are made of), in one statement.
+
+    A filter PostGIS rejects is a clean 400 naming ``filter``, as in ``count_matched``.
+    """
+    if query.reusable:
+        key = ("page", collection.table, collection.reader.published_only,
+               tuple(p.name for p in query.properties), query.crs, query.skip_geometry,
+               query.bbox.crs if query.bbox else None, query.sort, with_state)
+        compiled, constants = _compiled(key, lambda: _reusable_page(collection, query, with_state), conn.dialect)
+        values = {**constants, "page_limit": query.limit, "page_offset": query.offset}
+        if query.bbox is not None:
+            values.update(zip(("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"), query.bbox.coords, strict=True))
+            values["bbox_segment"] = query.bbox.segment
+        if with_state:
+            values["layer_id"] = collection.id
+        try:
+            # On the driver connection (SQLAlchemy's execution context and result cost more than this row),
+            # never prepared: planned for each box, as SQLAlchemy's statements are (a generic plan cannot
+            # know how much of the layer a box holds).
+            row = conn.connection.driver_connection.execute(compiled.string, values, prepare=False).fetchone()
+        except psycopg.Error as exc:
+            if _bad_input(exc):
+                raise _refused(exc) from None
+            raise
+    else:
+        # Conditions holding the client's values (filters, dates, properties): SQLAlchemy's own cache.
+        try:
+            row = conn.execute(_page_select(collection, query, query.conditions, query.limit, query.offset,
+                                            literal(collection.id, Text) if with_state else None)).one()
+        except DBAPIError as exc:
+            if _bad_input(exc.orig):
+                raise _refused(exc.orig) from None
+            raise
+    state = None
+    if with_state:
+        state = LayerState() if row[3] is None else LayerState(int(row[3]), row[4])
+    return Page(int(row[0]), int(row[1]), row[2], state)
+
+
+def feature_collection(page: Page, members: dict) -> str:
+    """The GeoJSON FeatureCollection of a page, as ``stream_feature_collection`` writes it."""
+    tail = json.dumps({"numberReturned": page.returned, **members}, ensure_ascii=False, default=str)
+    return '{"type":"FeatureCollection","features":[' + page.features + "]," + tail[1:]
+
+
+def _feature_select(collection: Collection, crs: Crs) -> Select:
+    table = collection.table
+    # The version of a published feature: what the ETag of Part 4 names (services/editing.feature_version).
+    version = case((table.c.validation_state == "published", table.c.version)) if collection.layer.editable \
+        else null()
+    return (select(cast(feature_json(collection, collection.props.values(), crs, False), Text), version)
+            .where(collection.visible_rows(), collection.fid == bindparam("fid", type_=collection.fid.type)))
+
+
+def read_feature(conn: Connection, collection: Collection, feature_id: str, crs: Crs) -> tuple[dict, int | None]:
+    """One visible feature by id, as a GeoJSON dict, with its version when it is a published feature of an
+    editable layer (else ``None``), in one statement; an unknown, hidden or malformed id is a 404."""
     if not feature_id.isdigit() or len(feature_id) > 18:
         raise NotFound(f"Aucune entité « {feature_id} » dans « {collection.id} »")
-    sql = (select(feature_json(collection, collection.props.values(), crs, False))
-           .where(collection.visible_rows(), collection.fid == int(feature_id)))
-    row = conn.execute(sql).first()
+    key = ("feature", collection.table, collection.reader.published_only, tuple(collection.props), crs)
+    compiled, constants = _compiled(key, lambda: _feature_select(collection, crs), conn.dialect)
+    # On the driver connection (SQLAlchemy's execution context and result cost more than the lookup itself),
+    # inside the caller's transaction if any. Out of a transaction (the read engine) it is prepared, planned
+    # once per connection; in one, psycopg decides as for any statement (a rollback forgets what it prepared).
+    raw = conn.connection.driver_connection
+    row = raw.execute(compiled.string, {**constants, "fid": int(feature_id)}, prepare=raw.autocommit or None) \
+        .fetchone()
     if row is None:
         raise NotFound(f"Aucune entité « {feature_id} » dans « {collection.id} »")
-    return row[0] if isinstance(row[0], dict) else json.loads(row[0])
+    return json.loads(row[0]), None if row[1] is None else int(row[1])
+
+
+def fetch_feature(conn: Connection, collection: Collection, feature_id: str, crs: Crs) -> dict:
+    """One visible feature by id, as a GeoJSON dict; an unknown, hidden or malformed id is a 404."""
+    return read_feature(conn, collection, feature_id, crs)[0]
