@@ -76,13 +76,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        larger={"/admin/import": settings.editing.max_upload_bytes})
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET"])
-    # The resident map's hot path (a request per keystroke and per click) is matched first.
+    # The hot paths are matched first: each request is tried against the routes in order (≈100 µs when
+    # /ogc came sixth). The resident map's (a request per keystroke and per click), then the OGC API's.
     app.include_router(nearby_api.router)
+    app.include_router(ogc.router)
     app.include_router(embed_pages.router)
     app.include_router(health.router)
     app.include_router(layers.router)
     app.include_router(pages.router)
-    app.include_router(ogc.router)
     app.include_router(ogc_edit.router)
     app.include_router(admin.router)
     app.include_router(admin_api.router)
