@@ -61,10 +61,12 @@ def _first_statement(conn: Connection, call: Callable[[Connection], object]) -> 
 
 
 def _items(conn: Connection, coll: Collection, settings: Settings, pairs: list[tuple[str, str]]) -> list:
+    """A page: one statement (count, page and layer state, as ``api/ogc.py`` asks for them)."""
     q = query.parse_items_query(coll, pairs, default_limit=settings.api.ogc_default_limit,
                                 max_limit=settings.api.ogc_max_limit)
-    return [_first_statement(conn, lambda c: query.count_matched(c, coll, q)),
-            _first_statement(conn, lambda c: query.feature_batches(c, coll, q))]
+    if q.reusable:  # run on the driver connection, out of SQLAlchemy's sight: ask for its SQL
+        return [to_asyncpg(*query.page_statement(coll, q, True, conn.dialect))]
+    return [_first_statement(conn, lambda c: query.read_page(c, coll, q, with_state=True))]
 
 
 def _tile(conn: Connection, coll: Collection, settings: Settings, address: tiles.TileAddress) -> list:
@@ -79,7 +81,7 @@ def floor_cases(engine: Engine, registry: LayerRegistry, settings: Settings, sam
     with engine.connect() as conn:
         cases["items_bbox"] = [_items(conn, coll, settings, [("bbox", ",".join(map(str, b))), ("limit", "100")])
                                for b in sample.bboxes]
-        cases["feature"] = [[_first_statement(conn, lambda c, f=fid: query.fetch_feature(c, coll, str(f), CRS84))]
+        cases["feature"] = [[to_asyncpg(*query.feature_statement(coll, int(fid), CRS84, conn.dialect))]
                             for fid in sample.fids]
         cases["cql2_filter"] = [_items(conn, coll, settings, [("filter", cql2(code, etat)), ("limit", "100")])
                                 for code, etat in sample.filters]

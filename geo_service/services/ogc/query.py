@@ -384,6 +384,22 @@ def _reusable_page(collection: Collection, query: ItemsQuery, with_state: bool) 
                         bindparam("layer_id", type_=Text) if with_state else None)
 
 
+def page_statement(collection: Collection, query: ItemsQuery, with_state: bool, dialect: Dialect
+                   ) -> tuple[str, dict]:
+    """SQL text and values of the page of a reusable query (``query.reusable``: bbox, sort, page)."""
+    key = ("page", collection.table, collection.reader.published_only,
+           tuple(p.name for p in query.properties), query.crs, query.skip_geometry,
+           query.bbox.crs if query.bbox else None, query.sort, with_state)
+    compiled, constants = _compiled(key, lambda: _reusable_page(collection, query, with_state), dialect)
+    values = {**constants, "page_limit": query.limit, "page_offset": query.offset}
+    if query.bbox is not None:
+        values.update(zip(("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"), query.bbox.coords, strict=True))
+        values["bbox_segment"] = query.bbox.segment
+    if with_state:
+        values["layer_id"] = collection.id
+    return compiled.string, values
+
+
 def read_page(conn: Connection, collection: Collection, query: ItemsQuery, *, with_state: bool) -> Page:
     """A page of at most one batch (``is_streamed`` false) with ``numberMatched``, and the layer's state when
     ``with_state`` (what ETag and Last-Modified are made of), in one statement.
@@ -391,21 +407,12 @@ def read_page(conn: Connection, collection: Collection, query: ItemsQuery, *, wi
     A filter PostGIS rejects is a clean 400 naming ``filter``, as in ``count_matched``.
     """
     if query.reusable:
-        key = ("page", collection.table, collection.reader.published_only,
-               tuple(p.name for p in query.properties), query.crs, query.skip_geometry,
-               query.bbox.crs if query.bbox else None, query.sort, with_state)
-        compiled, constants = _compiled(key, lambda: _reusable_page(collection, query, with_state), conn.dialect)
-        values = {**constants, "page_limit": query.limit, "page_offset": query.offset}
-        if query.bbox is not None:
-            values.update(zip(("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"), query.bbox.coords, strict=True))
-            values["bbox_segment"] = query.bbox.segment
-        if with_state:
-            values["layer_id"] = collection.id
+        sql, values = page_statement(collection, query, with_state, conn.dialect)
         try:
             # On the driver connection (SQLAlchemy's execution context and result cost more than this row),
             # never prepared: planned for each box, as SQLAlchemy's statements are (a generic plan cannot
             # know how much of the layer a box holds).
-            row = conn.connection.driver_connection.execute(compiled.string, values, prepare=False).fetchone()
+            row = conn.connection.driver_connection.execute(sql, values, prepare=False).fetchone()
         except psycopg.Error as exc:
             if _bad_input(exc):
                 raise _refused(exc) from None
@@ -440,19 +447,24 @@ def _feature_select(collection: Collection, crs: Crs) -> Select:
             .where(collection.visible_rows(), collection.fid == bindparam("fid", type_=collection.fid.type)))
 
 
+def feature_statement(collection: Collection, fid: int, crs: Crs, dialect: Dialect) -> tuple[str, dict]:
+    """SQL text and values of one feature by id (with its version)."""
+    key = ("feature", collection.table, collection.reader.published_only, tuple(collection.props), crs)
+    compiled, constants = _compiled(key, lambda: _feature_select(collection, crs), dialect)
+    return compiled.string, {**constants, "fid": fid}
+
+
 def read_feature(conn: Connection, collection: Collection, feature_id: str, crs: Crs) -> tuple[dict, int | None]:
     """One visible feature by id, as a GeoJSON dict, with its version when it is a published feature of an
     editable layer (else ``None``), in one statement; an unknown, hidden or malformed id is a 404."""
     if not feature_id.isdigit() or len(feature_id) > 18:
         raise NotFound(f"Aucune entité « {feature_id} » dans « {collection.id} »")
-    key = ("feature", collection.table, collection.reader.published_only, tuple(collection.props), crs)
-    compiled, constants = _compiled(key, lambda: _feature_select(collection, crs), conn.dialect)
+    sql, values = feature_statement(collection, int(feature_id), crs, conn.dialect)
     # On the driver connection (SQLAlchemy's execution context and result cost more than the lookup itself),
     # inside the caller's transaction if any. Out of a transaction (the read engine) it is prepared, planned
     # once per connection; in one, psycopg decides as for any statement (a rollback forgets what it prepared).
     raw = conn.connection.driver_connection
-    row = raw.execute(compiled.string, {**constants, "fid": int(feature_id)}, prepare=raw.autocommit or None) \
-        .fetchone()
+    row = raw.execute(sql, values, prepare=raw.autocommit or None).fetchone()
     if row is None:
         raise NotFound(f"Aucune entité « {feature_id} » dans « {collection.id} »")
     return json.loads(row[0]), None if row[1] is None else int(row[1])
