@@ -111,3 +111,14 @@ def test_missing_or_invalid_hours_are_unknown(expression, label):
     status = oh.status(expression, utc("2026-06-10 09:00"))
     assert status.state == "unknown" and status.open_now is None and status.label == label
     assert not oh.is_valid("n'importe quoi") and oh.is_valid(WEEKDAYS_9_18)
+
+
+def test_answers_kept_per_minute_never_cross_a_change():
+    """Statuses are kept per minute: the seconds around an opening (12:00 in Paris) still read their own minute."""
+    hours = "Mo-Fr 12:00-18:00"
+    before = [oh.status(hours, utc("2026-06-10 09:59:59") + timedelta(microseconds=us)) for us in (0, 500_000, 1)]
+    at_opening = oh.status(hours, utc("2026-06-10 10:00"))
+    after = [oh.status(hours, utc("2026-06-10 10:00") + timedelta(seconds=s)) for s in (0.5, 30, 59.9)]
+    assert {s.label for s in before} == {"Fermé, ouvre à 12 h"}
+    assert {s.label for s in [at_opening, *after]} == {"Ouvert maintenant, ferme à 18 h"}
+    assert oh.status(hours, utc("2026-06-10 10:00:30")) == oh.status(hours, utc("2026-06-10 10:00:45"))

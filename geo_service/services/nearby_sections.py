@@ -6,6 +6,7 @@ those of the layer declarations; code values become their declared French labels
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -90,27 +91,53 @@ def place_fields(layer: LayerDecl) -> PlaceFields:
     return fields
 
 
-def place(layer: LayerDecl, raw: dict, now: datetime) -> dict[str, Any]:
-    """One nearby place (Wi-Fi borne, third place, help place) as the report shows it."""
+# Rendering a place or a mast, but for its distance and opening status, depends on its row only. Their rows come
+# from the in-memory small layers (services/nearby.py), the same dicts from one report to the next until the layer
+# changes: each is rendered once (keyed by the identity of its fields dict, which the entry keeps alive).
+_RENDERED: dict[tuple[int, int], tuple[LayerDecl, dict, dict[str, Any]]] = {}
+_RENDERED_MAX = 20_000
+
+
+def _rendered(layer: LayerDecl, props: dict, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    key = (id(layer), id(props))
+    hit = _RENDERED.get(key)
+    if hit is not None and hit[0] is layer and hit[1] is props:
+        return hit[2]
+    value = build()
+    if len(_RENDERED) >= _RENDERED_MAX:
+        _RENDERED.clear()
+    _RENDERED[key] = (layer, props, value)
+    return value
+
+
+def _place_fixed(layer: LayerDecl, raw: dict) -> dict[str, Any]:
+    """A place as the report shows it, distance and opening status left empty (filled by ``place``)."""
     p = raw["p"]
     has = place_fields(layer)
     category_field = layer.style.by
     name = p.get(layer.label_field) if layer.label_field else None
-    hours = p.get("horaires") if has.hours else None
-    status = opening_hours.status(hours, now) if has.hours else None
     services = [layer.field("services").code_label(v) or v for v in p.get("services") or []] if has.services else []
     return {
         "layer": layer.id, "id": raw["k"], "name": name or layer.title,
         "category": p.get(category_field) if category_field else None,
         "category_label": say.code_label(layer, category_field, p.get(category_field)) if category_field else None,
-        "distance_m": _round(raw["d"]), "distance_label": say.distance_label(raw["d"]),
+        "distance_m": None, "distance_label": None,
         "lon": raw["lon"], "lat": raw["lat"], "address": p.get("adresse") if has.address else None,
         "commune": p.get("commune") if has.commune else None, "services": services,
-        "opening_hours": hours,
-        "opening": None if status is None else {"state": status.state, "open_now": status.open_now,
-                                                "label": status.label, "next_change": status.next_change},
+        "opening_hours": p.get("horaires") if has.hours else None, "opening": None,
         "details": _details(layer, p, has.shown), "demo": bool(raw["prov"].get("demo")),
     }
+
+
+def place(layer: LayerDecl, raw: dict, now: datetime) -> dict[str, Any]:
+    """One nearby place (Wi-Fi borne, third place, help place) as the report shows it."""
+    out = dict(_rendered(layer, raw["p"], lambda: _place_fixed(layer, raw)))
+    out["distance_m"], out["distance_label"] = _round(raw["d"]), say.distance_label(raw["d"])
+    if place_fields(layer).hours:
+        status = opening_hours.status(out["opening_hours"], now)
+        out["opening"] = {"state": status.state, "open_now": status.open_now, "label": status.label,
+                          "next_change": status.next_change}
+    return out
 
 
 def places_section(key: str, layer: LayerDecl, items: list[dict], now: datetime, dates: dict,
@@ -226,20 +253,25 @@ def _white_zones(row: dict, zones: LayerDecl, operators: list[tuple[str, str]]) 
             "technologies": technologies}
 
 
+def _mast_fixed(masts: LayerDecl, p: dict, operators: list[tuple[str, str]]) -> dict[str, Any]:
+    """A mast as the report lists it, distance left empty (filled by ``mobile_section``)."""
+    return {
+        "id_station_anfr": p["id_station_anfr"], "nom": p["nom"], "distance_m": None, "distance_label": None,
+        "statut": p["statut"], "statut_label": say.code_label(masts, "statut", p["statut"]),
+        "dispositif": p.get("dispositif"), "dispositif_label": say.code_label(masts, "dispositif", p.get("dispositif")),
+        "hauteur_m": p.get("hauteur_m"),
+        "operateurs": [{"operateur": op, "label": label, "technologies": p.get(f"technos_{op}") or []}
+                       for op, label in operators if op in (p.get("operateurs") or [])]}
+
+
 def mobile_section(row: dict, registry: LayerRegistry, dates: dict) -> dict[str, Any]:
     masts, zones = registry.get("mobile_masts"), registry.get("white_zones")
     operators = [(str(c.value), c.label) for c in masts.field("operateurs").codes or []]
     items = []
     for raw in row["masts"] or []:
-        p = raw["p"]
-        items.append({
-            "id_station_anfr": p["id_station_anfr"], "nom": p["nom"], "distance_m": _round(raw["d"]),
-            "distance_label": say.distance_label(raw["d"]), "statut": p["statut"],
-            "statut_label": say.code_label(masts, "statut", p["statut"]), "dispositif": p.get("dispositif"),
-            "dispositif_label": say.code_label(masts, "dispositif", p.get("dispositif")),
-            "hauteur_m": p.get("hauteur_m"),
-            "operateurs": [{"operateur": op, "label": label, "technologies": p.get(f"technos_{op}") or []}
-                           for op, label in operators if op in (p.get("operateurs") or [])]})
+        item = dict(_rendered(masts, raw["p"], lambda p=raw["p"]: _mast_fixed(masts, p, operators)))
+        item["distance_m"], item["distance_label"] = _round(raw["d"]), say.distance_label(raw["d"])
+        items.append(item)
     white = _white_zones(row, zones, operators)
     summaries = []
     for op, label in operators:

@@ -99,6 +99,14 @@ def _when(change: datetime, now: datetime) -> str:
     return f"le {french_date(change.date(), with_year=False)} {at}"
 
 
+# OSM opening hours change on whole minutes only, so every instant strictly inside one minute has the same status,
+# next change and wording; and a report asks for six of them at the same instant. Statuses are kept per expression
+# and minute (evaluating one is most of a place's cost in a report). An instant exactly on a minute may be the very
+# instant of a change: it is computed and not shared.
+_STATUS: dict[tuple[str, int], OpeningStatus] = {}
+_STATUS_MAX = 4096
+
+
 def status(expression: str | None, at: datetime | None = None) -> OpeningStatus:
     """The opening status of ``expression`` at ``at`` (aware; default now), worded in French."""
     if at is not None and at.tzinfo is None:
@@ -106,7 +114,22 @@ def status(expression: str | None, at: datetime | None = None) -> OpeningStatus:
     now = (at or now_in_paris()).astimezone(PARIS)
     if not expression or not expression.strip():
         return OpeningStatus("unknown", "Horaires non renseignés", None)
-    hours = _parse(expression.strip())
+    expression = expression.strip()
+    minute, within = divmod(now.timestamp(), 60)
+    key = (expression, int(minute))
+    found = _STATUS.get(key)
+    if found is not None and within:
+        return found
+    found = _status(expression, now)
+    if within:
+        if len(_STATUS) >= _STATUS_MAX:
+            _STATUS.clear()
+        _STATUS[key] = found
+    return found
+
+
+def _status(expression: str, now: datetime) -> OpeningStatus:
+    hours = _parse(expression)
     if hours is None:
         return OpeningStatus("unknown", "Horaires à vérifier auprès du lieu", None)
     state = {State.OPEN: "open", State.CLOSED: "closed"}.get(hours.state(now)[0], "unknown")
