@@ -200,7 +200,8 @@ def render(results: dict, scaling: dict, versions: dict, problems: list[str], pr
         "PostgreSQL avec le même rôle en lecture seule. Charge : `wrk -t2 -c16 -d15s --latency` (après 3 s de "
         "chauffe), en-tête `Accept-Encoding: gzip`, requêtes tirées une fois (graine fixe) et rejouées dans le "
         "même ordre pour chaque serveur. Le plancher SQL rejoue, par asyncpg et 16 connexions, les requêtes SQL "
-        "de ce service pour chaque requête HTTP (comptage + page pour /items, l'entité, la tuile), sans HTTP.",
+        "de ce service pour chaque requête HTTP (pour /items une instruction : comptage, page et état de la couche ; "
+        "l'entité et sa version ; la tuile), sans HTTP.",
         "",
         "Cas : `items_bbox` = locaux dans une boîte aléatoire d'environ 1,6 × 1,7 km centrée sur un local, "
         "`limit=100` ; `feature` = un local par identifiant ; `cql2_filter` = `etat = '…' AND code_insee = '…'` "
@@ -232,7 +233,14 @@ def render(results: dict, scaling: dict, versions: dict, problems: list[str], pr
         "(même taille, 5 fois moins de calcul) ; expressions SQL des entités et des tuiles construites une "
         "fois puis réutilisées avec des paramètres liés ; une page d'au plus 1 000 entités lue en une requête "
         "sur la connexion du gestionnaire (plus de curseur serveur ni de seconde connexion) ; dépendances "
-        "sans entrée-sortie en `async` et tuiles servies en un seul passage par le pool de threads.",
+        "sans entrée-sortie en `async` et tuiles servies en un seul passage par le pool de threads. Puis "
+        "(second profil, yappi et py-spy par fil) : une seule instruction par page (comptage, page jointe en "
+        "un texte par PostGIS, état de la couche) et par entité (avec sa version), compilées une fois par forme "
+        "et exécutées sur le moteur de lecture ; collections gardées par lecteur ; dépendances résolues sans "
+        "passage par le pool de threads ; routes de l'OGC API essayées juste après celles du rapport — CPU par "
+        "requête divisé par 2,2 à 2,4 (entité ≈ 1,2 ms, page ≈ 2,8 ms). Reste derrière tipg le filtre CQL2 : "
+        "l'analyse du texte (Lark) et la construction de l'expression SQLAlchemy se refont à chaque requête "
+        "(≈ 1 ms de CPU), pistes : garder l'instruction compilée par forme de filtre, valeurs liées à part.",
     ]
     if problems:
         lines += ["", "Réponses anormales vues avant la mesure :", "", *[f"- {p}" for p in problems]]
