@@ -53,6 +53,9 @@ def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciP
                    starts_on=conventions.local_day() - timedelta(days=1), reference="CONV-IMPORT")
     yield found
     with loaded_boundaries.begin() as conn:
+        # Rows the pages imported under their default provenance (« Import de … ») too, not only tests-edit.
+        for layer in ("wifi_hotspots", "white_zones"):
+            conn.execute(text(f"DELETE FROM {layer} WHERE updated_by IN ('imp-admin', 'imp-contrib')"))
         wipe_editing(conn, registry)
 
 

@@ -38,7 +38,7 @@ def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciP
                    starts_on=conventions.local_day() - timedelta(days=1), reference="CONV-CAHORS-WIFI")
     yield found
     with loaded_boundaries.begin() as conn:
-        conn.execute(text("DELETE FROM wifi_hotspots WHERE lieu = :l"), {"l": LIEU})
+        conn.execute(text("DELETE FROM wifi_hotspots WHERE lieu = :l OR borne_id LIKE 'PAGE-%'"), {"l": LIEU})
         wipe_editing(conn, registry)
 
 

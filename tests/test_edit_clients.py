@@ -44,7 +44,11 @@ def server(settings: Settings, world: dict) -> Iterator[str]:
 
 
 def client(server: str, token: str, **headers: str) -> Features:
-    return Features(f"{server}/ogc", headers={"Authorization": f"Bearer {token}", **headers})
+    # Not Features(headers=…): OWSLib 0.3x updates its module-wide REQUEST_HEADERS with them, so the token
+    # would follow every later OWSLib request of the test session (other modules' anonymous clients).
+    api = Features(f"{server}/ogc")
+    api.headers = {**api.headers, "Authorization": f"Bearer {token}", **headers}
+    return api
 
 
 def borne(world: dict, **props: object) -> dict:
