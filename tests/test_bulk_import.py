@@ -193,6 +193,7 @@ def test_geopackage_and_zipped_shapefile(engine, registry, settings, points, tmp
             zf.write(member, member.name)
     preview = bulk_import.preview(archive, archive.name, registry.get("wifi_hotspots"))
     assert preview.kind == "vector" and preview.rows == 2 and preview.suggested == MAPPING
+    assert preview.sample[0]["géométrie"].startswith("POINT (1.")  # shown in degrees, in the layer's terms
     assert run(engine, registry, settings, archive, mapping()).created == 2
     shp = rows_of(engine, "SHP-")
     gpkg_rows = rows_of(engine, "GPKG-")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,8 +31,8 @@ from geo_service.errors import Conflict, ImportFileError, InvalidFeature, NotFou
 from geo_service.layers import LayerDecl
 from geo_service.services import editing, history
 from geo_service.services.editing import EditContext, jsonable
-from geo_service.services.importers import generic
-from geo_service.services.importers.geo import LAMBERT93, WGS84
+from geo_service.services.importers import generic, geo
+from geo_service.services.importers.geo import WGS84
 from geo_service.services.importers.reader import CsvTable, normalise_header
 from geo_service.services.importers.sources import Source, open_source
 from geo_service.services.importers.validate import Validator
@@ -152,9 +153,11 @@ def _guess(columns: list[str], names: tuple[str, ...]) -> str | None:
     return next((lowered[n] for n in names if n in lowered), None)
 
 
+@contextmanager
 def _csv(source: Source) -> Iterator[CsvTable]:
-    with source.open(generic.csv_member(source)) as stream:
-        yield CsvTable(stream, generic.csv_member(source).basename if source.is_archive else source.name)
+    member = generic.csv_member(source)
+    with source.open(member) as stream:
+        yield CsvTable(stream, member.basename if member else source.name)
 
 
 def preview(path: Path, name: str, layer: LayerDecl | None = None, sample: int = SAMPLE_ROWS) -> Preview:
@@ -163,7 +166,7 @@ def preview(path: Path, name: str, layer: LayerDecl | None = None, sample: int =
         source.name = name
         member = generic.vector_member(source)
         if member is False:
-            for table in _csv(source):
+            with _csv(source) as table:
                 columns = list(table.header)
                 rows = []
                 count = 0
@@ -171,14 +174,16 @@ def preview(path: Path, name: str, layer: LayerDecl | None = None, sample: int =
                     count += 1
                     if len(rows) < sample:
                         rows.append(dict(zip(columns, (v.strip() for v in values), strict=False)))
-                x, y = _guess(columns, X_NAMES), _guess(columns, Y_NAMES)
-                crs = _guess_crs(rows, x, y)
-                return Preview(name, "csv", columns, rows, count, "Point", crs,
-                               suggest_mapping([c for c in columns if c not in (x, y)], layer) if layer else {}, x, y)
+            x, y = _guess(columns, X_NAMES), _guess(columns, Y_NAMES)
+            crs = next((found for row in rows if (found := geo.system_of(row.get(x), row.get(y)))), WGS84)
+            return Preview(name, "csv", columns, rows, count, "Point", crs,
+                           suggest_mapping([c for c in columns if c not in (x, y)], layer) if layer else {}, x, y)
         info = generic.vector_info(source, member)
         columns = list(info.get("fields", []))
         rows = []
-        for _file, _rank, attrs, geom in generic.vector_rows(source, member, info.get("geometry_type") or "Unknown"):
+        # In the layer's terms when it is known: the sample then shows what the import will make of each shape.
+        geometry_type = layer.geometry if layer else (info.get("geometry_type") or "Unknown")
+        for _file, _rank, attrs, geom in generic.vector_rows(source, member, geometry_type, repair=False):
             values = dict(zip(columns, attrs.values(), strict=False))
             values["géométrie"] = geom if isinstance(geom, str) else geom.wkt[:80]
             rows.append(values)
@@ -186,17 +191,6 @@ def preview(path: Path, name: str, layer: LayerDecl | None = None, sample: int =
                 break
         return Preview(name, "vector", columns, rows, int(info.get("features") or 0), info.get("geometry_type"),
                        info.get("crs"), suggest_mapping(columns, layer) if layer else {}, None, None)
-
-
-def _guess_crs(rows: list[dict], x: str | None, y: str | None) -> str:
-    """Lambert-93 when the first coordinates are metres (hundreds of thousands), else degrees."""
-    for row in rows:
-        try:
-            if abs(float(str(row.get(x, "")).replace(",", "."))) > 1000:
-                return LAMBERT93
-        except ValueError:
-            continue
-    return WGS84
 
 
 def _rows(source: Source, mapping: ColumnMapping, layer: LayerDecl) -> Iterator[tuple[int, dict, object]]:
@@ -209,7 +203,7 @@ def _rows(source: Source, mapping: ColumnMapping, layer: LayerDecl) -> Iterator[
         raise ImportFileError("Fichier CSV : choisissez les colonnes des coordonnées (x/longitude et y/latitude)")
     crs = generic.csv_crs(mapping.crs)
     too_wide: list[tuple[int, int]] = []
-    for table in _csv(source):
+    with _csv(source) as table:
         missing = [c for c in (*mapping.columns, mapping.x, mapping.y) if not table.has(normalise_header(c))]
         if missing:
             raise ImportFileError(f"{table.label} : colonne(s) absente(s) du fichier : {', '.join(missing)}")

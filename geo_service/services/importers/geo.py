@@ -77,6 +77,17 @@ def check_point(x: float, y: float, crs: str) -> None:
     raise ValueError(f"coordonnées hors de France métropolitaine ({_NAMES[crs]} attendues)")
 
 
+def system_of(x_raw: str | None, y_raw: str | None, candidates: tuple[str, ...] = (WGS84, LAMBERT93)) -> str | None:
+    """The first of ``candidates`` in which raw coordinates fall in metropolitan France, or ``None``."""
+    try:
+        x, y = parse_float(x_raw or ""), parse_float(y_raw or "")
+    except ValueError:
+        return None
+    return next((crs for crs in candidates
+                 if _BOUNDS[crs][0][0] <= x <= _BOUNDS[crs][0][1] and _BOUNDS[crs][1][0] <= y <= _BOUNDS[crs][1][1]),
+                None)
+
+
 def point(x_raw: str | None, y_raw: str | None, crs: str) -> tuple[float, float]:
     """(lon, lat) WGS84 from raw text coordinates in ``crs``; ``ValueError`` with the French reason."""
     if not (x_raw or "").strip() or not (y_raw or "").strip():
