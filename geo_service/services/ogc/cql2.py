@@ -146,6 +146,18 @@ def _first_line(message: str) -> str:
     return " ".join(lines[:3])[:300]
 
 
+def _syntax_error(exc: lark.exceptions.LarkError, expression: str) -> str:
+    """Where the parser stopped, in words a person can act on (Lark lists its grammar's token names)."""
+    token = getattr(exc, "token", None)
+    if isinstance(exc, lark.exceptions.UnexpectedEOF) or (token is not None and token.type == "$END"):
+        return f"expression incomplète après « {expression.strip()[-40:]} »"
+    column = getattr(exc, "column", None)
+    if isinstance(column, int) and column > 0:
+        found = str(token) if token is not None else getattr(exc, "char", expression[column - 1:column])
+        return f"« {found} » inattendu à la colonne {column} : « {expression[max(0, column - 21):column + 19]} »"
+    return _first_line(exc)
+
+
 def parse(expression: str, lang: str) -> ast.Node:
     """The syntax tree of a ``filter`` in ``lang``; any syntax error is a 400 quoting the parser."""
     if lang not in LANGUAGES:
@@ -157,7 +169,7 @@ def parse(expression: str, lang: str) -> ast.Node:
         except lark.exceptions.VisitError as exc:
             raise InvalidParameter(f"filter : {_first_line(exc.orig_exc)}", parameter="filter") from None
         except lark.exceptions.LarkError as exc:
-            raise InvalidParameter(f"filter : erreur de syntaxe CQL2 — {_first_line(exc)}",
+            raise InvalidParameter(f"filter : erreur de syntaxe CQL2 — {_syntax_error(exc, expression)}",
                                    parameter="filter") from None
         except ValueError as exc:
             # Our literal checks (dates, timestamps) run while parsing.
