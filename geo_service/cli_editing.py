@@ -330,6 +330,10 @@ def edit_import(file: Path, layer_id: str, username: str, mapping: tuple[str, ..
     state = _state()
     if layer_id not in state.registry:
         _fail(f"couche inconnue « {layer_id} » ; couches : {', '.join(state.registry.ids)}")
+    try:
+        bulk_import.check_file_name(file.name)
+    except ServiceError as exc:
+        _fail(exc.detail)
     seen = bulk_import.preview(file, file.name, state.registry.get(layer_id), sample=5)
     columns = _pairs(mapping) or seen.suggested
     column_mapping = bulk_import.ColumnMapping(

@@ -383,6 +383,17 @@ def test_an_upload_above_the_limit_is_refused(web, points, tmp_path):
     assert set(folder.iterdir()) == kept, "nothing of the refused file stays on disk"
 
 
+def test_a_file_of_another_format_is_refused_before_being_kept(web, tmp_path):
+    client, small = web
+    pdf = tmp_path / "plan.pdf"
+    pdf.write_bytes(b"%PDF-1.7 ...")
+    kept = set(small.editing.upload_dir.iterdir())
+    answer = upload(client, pdf)
+    assert answer.status_code == 422
+    assert "Format non pris en charge « .pdf »" in answer.text and ".gpkg (GeoPackage)" in answer.text
+    assert set(small.editing.upload_dir.iterdir()) == kept
+
+
 def test_another_account_cannot_use_an_upload(web, settings, points, tmp_path):
     client, small = web
     sent = upload(client, bornes_geojson(tmp_path / "a.geojson", [("OWN-1", points.inside, {})]))

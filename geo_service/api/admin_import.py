@@ -79,6 +79,7 @@ def upload(request: Request, settings: SettingsDep, principal: PrincipalDep, reg
         check_csrf(request, principal, csrf_token)
         if layer not in {item.id for item in _layers(request, principal, registry)}:
             raise NotFound("Choisissez une couche que vous pouvez modifier")
+        bulk_import.check_file_name(file.filename or "")
         kept = uploads.save(_folder(settings), file.file, file.filename or "fichier", principal.username,
                             settings.editing.max_upload_bytes)
     except ServiceError as exc:

@@ -130,6 +130,18 @@ class RevertReport:
 
 
 # -- reading --------------------------------------------------------------------------------------------------
+ACCEPTED = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GeoPackage", ".fgb": "FlatGeobuf",
+            ".zip": "shapefile ou CSV zippé", ".csv": "CSV", ".txt": "CSV"}
+
+
+def check_file_name(name: str) -> None:
+    """Refuse, before anything is stored or read, a file whose extension names no format the import reads."""
+    suffix = Path(name).suffix.lower()
+    if suffix not in ACCEPTED:
+        kinds = ", ".join(f"{k} ({v})" for k, v in ACCEPTED.items())
+        raise ImportFileError(f"Format non pris en charge « {suffix or name} » : fichiers acceptés {kinds}")
+
+
 def _key(name: str) -> str:
     return normalise_header(name).translate(_SEPARATORS)
 
