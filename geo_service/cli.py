@@ -258,6 +258,7 @@ def import_data(state: _State, kind: str | None, location: str | None, list_kind
     """
     from geo_service.errors import ImportFileError, ServiceError
     from geo_service.services import importers
+    from geo_service.services.importers.sources import FileLimits
 
     available = importers.kinds()
     if list_kinds:
@@ -276,7 +277,8 @@ def import_data(state: _State, kind: str | None, location: str | None, list_kind
             report = importers.run_import(
                 conn, state.registry, state.settings.territory, kind, location, dry_run=dry_run,
                 source_date=source_date.date() if source_date else None, options=options,
-                user=f"import ({_cli_user()})", progress=progress)
+                user=f"import ({_cli_user()})", progress=progress,
+                limits=FileLimits.from_settings(state.settings, command_line=True))
     except ImportFileError as exc:
         fail(f"{exc.detail} — rien n'a été importé.")
     except ServiceError as exc:

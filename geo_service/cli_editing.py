@@ -326,15 +326,18 @@ def edit_import(file: Path, layer_id: str, username: str, mapping: tuple[str, ..
                 check: bool) -> None:
     """Importe FILE (GeoJSON, GeoPackage, shapefile zippé, CSV) : tout ou rien, un lot annulable."""
     from geo_service.services import bulk_import
+    from geo_service.services.importers.sources import FileLimits, check_file
 
     state = _state()
     if layer_id not in state.registry:
         _fail(f"couche inconnue « {layer_id} » ; couches : {', '.join(state.registry.ids)}")
+    limits = FileLimits.from_settings(state.settings, command_line=True)
     try:
-        bulk_import.check_file_name(file.name)
+        check_file(file, file.name, bulk_import.ACCEPTED_KINDS, limits)
+        seen = bulk_import.preview(file, file.name, state.registry.get(layer_id), sample=5,
+                                   max_rows=state.settings.editing.max_import_rows, limits=limits)
     except ServiceError as exc:
         _fail(exc.detail)
-    seen = bulk_import.preview(file, file.name, state.registry.get(layer_id), sample=5)
     columns = _pairs(mapping) or seen.suggested
     column_mapping = bulk_import.ColumnMapping(
         layer_id, columns, x=x_column or seen.x, y=y_column or seen.y, crs=crs or seen.crs or "EPSG:4326",
@@ -343,7 +346,7 @@ def edit_import(file: Path, layer_id: str, username: str, mapping: tuple[str, ..
     with _transaction() as conn:
         ctx = _cli_context(conn, username, bulk_import.new_change_set())
         report = bulk_import.run(conn, ctx, file, file.name, column_mapping, commit=not check,
-                                 max_rows=state.settings.editing.max_import_rows)
+                                 max_rows=state.settings.editing.max_import_rows, limits=limits)
     for issue in report.rejected:
         click.echo(f"ligne {issue.line} · {issue.column} · « {issue.value} » : {issue.reason}")
     click.echo(f"{report.read} lues, {report.created} créées, {report.updated} modifiées, "

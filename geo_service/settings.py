@@ -95,6 +95,12 @@ class EditingSettings(BaseModel):
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1024)
     # A bulk import through the editing rules checks every row one by one: beyond this, use `geo-service import`.
     max_import_rows: int = Field(default=50_000, ge=1)
+    # How far a file sent through the pages may expand once unzipped or gunzipped (decompression bombs),
+    # and how many files its archive may hold.
+    max_unpacked_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024)
+    max_archive_members: int = Field(default=200, ge=1)
+    # The same bound for `geo-service import` and `edit import` (national files: a 10^7-row Cartefibre is 1.5 GB).
+    command_line_max_unpacked_bytes: int = Field(default=32 * 1024 * 1024 * 1024, ge=1024)
     # Where files sent to /admin/import wait between the preview and the import (default: the system's temp).
     upload_dir: Path | None = None
 

@@ -44,6 +44,11 @@ TO_L93 = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
 
 @pytest.fixture(scope="module")
 def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciPoints]:
+    yield from importing_accounts(loaded_boundaries, registry)
+
+
+def importing_accounts(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciPoints]:
+    """An administrator and a Grand Cahors contributor (Wi-Fi convention) for the module; their rows removed after."""
     with loaded_boundaries.begin() as conn:
         wipe_editing(conn, registry)
         found = epci_points(conn)
@@ -390,7 +395,7 @@ def test_a_file_of_another_format_is_refused_before_being_kept(web, tmp_path):
     kept = set(small.editing.upload_dir.iterdir())
     answer = upload(client, pdf)
     assert answer.status_code == 422
-    assert "Format non pris en charge « .pdf »" in answer.text and ".gpkg (GeoPackage)" in answer.text
+    assert "son contenu est un PDF" in answer.text and "GeoPackage (.gpkg)" in answer.text
     assert set(small.editing.upload_dir.iterdir()) == kept
 
 

@@ -8,7 +8,7 @@ through ``services/bulk_import.py`` (the editing rules, one change set) and open
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -20,11 +20,12 @@ from geo_service.api.admin import check_csrf, page
 from geo_service.api.admin_pages import STAFF, error_page, login_redirect, require_role, web_context
 from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
 from geo_service.errors import ImportFileError, NotFound, ServiceError
-from geo_service.layers import LayerRegistry
+from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services import bulk_import, rights, uploads
 from geo_service.services.accounts import Principal
-from geo_service.services.importers import kinds, run_import
+from geo_service.services.importers import OPEN_DATA_KINDS, formats, kinds, run_import
 from geo_service.services.importers.geo import LAMBERT93, WGS84
+from geo_service.services.importers.sources import FileLimits, check_file
 from geo_service.settings import Settings
 
 router = APIRouter(prefix="/admin/import", include_in_schema=False)
@@ -37,6 +38,19 @@ OPEN_DATA_EXCLUDED = ("generic",)
 
 def _folder(settings: Settings) -> Path:
     return settings.editing.upload_dir or uploads.default_folder()
+
+
+def _keep(settings: Settings, file: UploadFile, principal: Principal, accepted: frozenset[str]) -> uploads.Upload:
+    """The sent file, stored once its bytes show an accepted kind (alone, gzipped, or the members of a zip);
+    refused with nothing kept otherwise."""
+    kept = uploads.save(_folder(settings), file.file, file.filename or "fichier", principal.username,
+                        settings.editing.max_upload_bytes, accepted | {formats.ZIP, formats.GZIP})
+    try:
+        check_file(kept.path, kept.name, accepted, FileLimits.from_settings(settings))
+    except ServiceError:
+        uploads.discard(kept)
+        raise
+    return kept
 
 
 async def _form(request: Request) -> FormData:
@@ -79,9 +93,7 @@ def upload(request: Request, settings: SettingsDep, principal: PrincipalDep, reg
         check_csrf(request, principal, csrf_token)
         if layer not in {item.id for item in _layers(request, principal, registry)}:
             raise NotFound("Choisissez une couche que vous pouvez modifier")
-        bulk_import.check_file_name(file.filename or "")
-        kept = uploads.save(_folder(settings), file.file, file.filename or "fichier", principal.username,
-                            settings.editing.max_upload_bytes)
+        kept = _keep(settings, file, principal, bulk_import.ACCEPTED_KINDS)
     except ServiceError as exc:
         return _index(request, settings, principal, registry, error=exc.detail, status=exc.status)
     return RedirectResponse(f"/admin/import/{kept.token}?layer={layer}", status_code=303)
@@ -110,12 +122,12 @@ def open_data(request: Request, settings: SettingsDep, principal: PrincipalDep, 
         require_role(principal, ("admin",))
         if kind in OPEN_DATA_EXCLUDED or kind not in kinds():
             raise ImportFileError(f"Type d'import inconnu « {kind} »")
-        kept = uploads.save(_folder(settings), file.file, file.filename or "fichier", principal.username,
-                            settings.editing.max_upload_bytes)
+        kept = _keep(settings, file, principal, OPEN_DATA_KINDS)
         try:
             with request.app.state.engine.begin() as conn:
                 report = run_import(conn, registry, settings.territory, kind, kept.path, filename=kept.name,
-                                    user=principal.username, dry_run=bool(check_only))
+                                    user=principal.username, dry_run=bool(check_only),
+                                    limits=FileLimits.from_settings(settings))
         finally:
             uploads.discard(kept)
     except ServiceError as exc:
@@ -133,7 +145,7 @@ def _preview_page(request: Request, settings: Settings, principal: Principal, re
         if layer_id not in registry:
             raise NotFound(f"Aucune couche « {layer_id} »")
         layer = registry.get(layer_id)
-        seen = bulk_import.preview(kept.path, kept.name, layer)
+        seen = _preview(settings, kept, layer)
     except ServiceError as exc:
         return error_page(request, settings, principal, exc)
     if form is not None:  # the person's own choices, shown again with the report
@@ -146,6 +158,18 @@ def _preview_page(request: Request, settings: Settings, principal: Principal, re
     return page(request, settings, principal, "admin/import_preview.html",
                 {"token": token, "layer": layer, "seen": seen, "chosen": chosen, "xy": xy, "report": report,
                  "crs_choices": CRS_CHOICES, "error": error}, status=status)
+
+
+def _preview(settings: Settings, kept: uploads.Upload, layer: LayerDecl) -> bulk_import.Preview:
+    """The file's preview for ``layer``, read from the file once and kept with it for the next pages."""
+    record = f"apercu-{layer.id}"
+    known = uploads.recall(kept, record)
+    if isinstance(known, dict):
+        return bulk_import.Preview(**known)
+    seen = bulk_import.preview(kept.path, kept.name, layer, max_rows=settings.editing.max_import_rows,
+                               limits=FileLimits.from_settings(settings))
+    uploads.remember(kept, record, asdict(seen))
+    return seen
 
 
 @router.get("/{token}", response_class=HTMLResponse)
@@ -176,7 +200,8 @@ def check_or_commit(request: Request, token: str, settings: SettingsDep, princip
         ctx = replace(web_context(principal, registry, settings), change_set=bulk_import.new_change_set())
         with request.app.state.engine.begin() as conn:
             report = bulk_import.run(conn, ctx, kept.path, kept.name, mapping, commit=commit,
-                                     max_rows=settings.editing.max_import_rows)
+                                     max_rows=settings.editing.max_import_rows,
+                                     limits=FileLimits.from_settings(settings))
     except ServiceError as exc:
         return _preview_page(request, settings, principal, registry, token, layer_id, form, error=exc.detail,
                              status=exc.status)

@@ -27,15 +27,16 @@ from pathlib import Path
 import shapely
 from sqlalchemy import Connection, text
 
-from geo_service.errors import Conflict, ImportFileError, InvalidFeature, NotFound, ServiceError
+from geo_service.errors import Conflict, Forbidden, ImportFileError, InvalidFeature, NotFound, ServiceError
 from geo_service.layers import LayerDecl
-from geo_service.services import editing, history
+from geo_service.services import editing, history, rights
 from geo_service.services.editing import EditContext, jsonable
 from geo_service.services.importers import generic, geo
 from geo_service.services.importers.geo import WGS84
 from geo_service.services.importers.reader import CsvTable, normalise_header
-from geo_service.services.importers.sources import Source, open_source
+from geo_service.services.importers.sources import FileLimits, Source, open_source
 from geo_service.services.importers.validate import Validator
+from geo_service.services.shapes import Shape
 
 SAMPLE_ROWS = 8
 # Columns whose name says they hold coordinates, for the first guess of a CSV's x/y columns.
@@ -75,6 +76,8 @@ class Preview:
     suggested: dict[str, str]
     x: str | None
     y: str | None
+    # More rows than an import through the pages takes (``rows`` then stops at that limit).
+    more: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,17 +132,9 @@ class RevertReport:
     deleted: int
 
 
-# -- reading --------------------------------------------------------------------------------------------------
-ACCEPTED = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GeoPackage", ".fgb": "FlatGeobuf",
-            ".zip": "shapefile ou CSV zippé", ".csv": "CSV", ".txt": "CSV"}
-
-
-def check_file_name(name: str) -> None:
-    """Refuse, before anything is stored or read, a file whose extension names no format the import reads."""
-    suffix = Path(name).suffix.lower()
-    if suffix not in ACCEPTED:
-        kinds = ", ".join(f"{k} ({v})" for k, v in ACCEPTED.items())
-        raise ImportFileError(f"Format non pris en charge « {suffix or name} » : fichiers acceptés {kinds}")
+# -- reading ------------------------------------------------------------------------------------------------
+# What a file for a bulk import may hold, by its bytes (in a zip or gzip, or alone).
+ACCEPTED_KINDS = generic.ACCEPTED_KINDS
 
 
 def _key(name: str) -> str:
@@ -172,40 +167,48 @@ def _csv(source: Source) -> Iterator[CsvTable]:
         yield CsvTable(stream, member.basename if member else source.name)
 
 
-def preview(path: Path, name: str, layer: LayerDecl | None = None, sample: int = SAMPLE_ROWS) -> Preview:
-    """Columns, the first rows and the row count of an uploaded file; the suggested mapping for ``layer``."""
-    with open_source(path) as source:
-        source.name = name
+def preview(path: Path, name: str, layer: LayerDecl | None = None, sample: int = SAMPLE_ROWS, *,
+            max_rows: int = 50_000, limits: FileLimits | None = None) -> Preview:
+    """Columns, the first rows and the row count (counted up to ``max_rows``) of a file; the suggested mapping
+    for ``layer``."""
+    with open_source(path, filename=name, limits=limits) as source:
         member = generic.vector_member(source)
         if member is False:
             with _csv(source) as table:
                 columns = list(table.header)
                 rows = []
                 count = 0
-                for _line, values in table.rows():
+                for _line, values in table.rows(max_rows=max_rows):
                     count += 1
                     if len(rows) < sample:
                         rows.append(dict(zip(columns, (v.strip() for v in values), strict=False)))
+                more = table.truncated
+                count = max_rows if more else count
             x, y = _guess(columns, X_NAMES), _guess(columns, Y_NAMES)
             crs = next((found for row in rows if (found := geo.system_of(row.get(x), row.get(y)))), WGS84)
             return Preview(name, "csv", columns, rows, count, "Point", crs,
-                           suggest_mapping([c for c in columns if c not in (x, y)], layer) if layer else {}, x, y)
-        info = generic.vector_info(source, member)
+                           suggest_mapping([c for c in columns if c not in (x, y)], layer) if layer else {}, x, y,
+                           more)
+        path_for_gdal = source.vector_path(member)
+        info = generic.vector_info(source, member, path_for_gdal)
         columns = list(info.get("fields", []))
         rows = []
         # In the layer's terms when it is known: the sample then shows what the import will make of each shape.
         geometry_type = layer.geometry if layer else (info.get("geometry_type") or "Unknown")
-        for _file, _rank, attrs, geom in generic.vector_rows(source, member, geometry_type, repair=False):
+        for _file, _rank, attrs, geom in generic.vector_rows(source, member, geometry_type, repair=False,
+                                                             path=path_for_gdal):
             values = dict(zip(columns, attrs.values(), strict=False))
             values["géométrie"] = geom if isinstance(geom, str) else geom.wkt[:80]
             rows.append(values)
             if len(rows) >= sample:
                 break
-        return Preview(name, "vector", columns, rows, int(info.get("features") or 0), info.get("geometry_type"),
-                       info.get("crs"), suggest_mapping(columns, layer) if layer else {}, None, None)
+        features = int(info.get("features") or 0)
+        return Preview(name, "vector", columns, rows, features, info.get("geometry_type"), info.get("crs"),
+                       suggest_mapping(columns, layer) if layer else {}, None, None, features > max_rows)
 
 
-def _rows(source: Source, mapping: ColumnMapping, layer: LayerDecl) -> Iterator[tuple[int, dict, object]]:
+def _rows(source: Source, mapping: ColumnMapping, layer: LayerDecl, max_rows: int
+          ) -> Iterator[tuple[int, dict, object]]:
     member = generic.vector_member(source)
     if member is not False:
         yield from ((line, attrs, geom) for _f, line, attrs, geom
@@ -219,26 +222,40 @@ def _rows(source: Source, mapping: ColumnMapping, layer: LayerDecl) -> Iterator[
         missing = [c for c in (*mapping.columns, mapping.x, mapping.y) if not table.has(normalise_header(c))]
         if missing:
             raise ImportFileError(f"{table.label} : colonne(s) absente(s) du fichier : {', '.join(missing)}")
-        rows = generic.point_rows(table, mapping.x, mapping.y, crs, lambda line, n: too_wide.append((line, n)))
+        rows = generic.point_rows(table, mapping.x, mapping.y, crs, lambda line, n: too_wide.append((line, n)),
+                                  max_rows=max_rows)
         yield from ((line, attrs, geom) for _f, line, attrs, geom in rows)
+        if table.truncated:
+            raise _too_many(max_rows)
         for line, n in too_wide:
             yield line, {}, RowFault("(ligne)", f"{n} champs au lieu de {table.width} : séparateur dans une "
                                                 "valeur sans guillemets ?")
 
 
 # -- checking the mapping ----------------------------------------------------------------------------------
-def check_mapping(ctx: EditContext, mapping: ColumnMapping) -> LayerDecl:
-    """The layer, once the mapping names only its fields, each once, and every required one (or its fallback)."""
+def check_mapping(conn: Connection, ctx: EditContext, mapping: ColumnMapping) -> rights.WriteGrant:
+    """The account's right on the layer, once the mapping names only fields of the layer it may read, each once,
+    and every required one (or its fallback).
+
+    Checked before any row is read: a check must not tell an account anything about features it could not
+    change, nor about fields it cannot read (whether a guessed value matches a stored one).
+    """
     if mapping.layer not in ctx.registry:
         raise NotFound(f"Aucune couche « {mapping.layer} »")
     layer = ctx.registry.get(mapping.layer)
     if not layer.editable:
         raise ImportFileError(f"« {layer.title} » est une couche de base : elle ne s'importe pas ici")
+    grant = rights.check_layer(conn, ctx.principal, layer, "create", ctx.at)
     declared = {f.name for f in layer.fields}
     targets = [f for f in mapping.columns.values() if f]
     unknown = sorted(set(targets) - declared)
     if unknown:
         raise ImportFileError(f"Champs inconnus de « {layer.title} » : {', '.join(unknown)}")
+    if not rights.reader_for(conn, ctx.principal, ctx.at).sees_restricted(layer):
+        hidden = sorted({f.label for f in layer.fields if f.restricted and f.name in targets})
+        if hidden:
+            raise Forbidden(f"Champs réservés de « {layer.title} » que votre compte ne peut pas lire, donc pas "
+                            f"importer : {', '.join(hidden)}")
     twice = sorted({f for f in targets if targets.count(f) > 1})
     if twice:
         raise ImportFileError("Un champ ne peut recevoir qu'une colonne : " + ", ".join(twice))
@@ -249,7 +266,7 @@ def check_mapping(ctx: EditContext, mapping: ColumnMapping) -> LayerDecl:
     if missing:
         raise ImportFileError(f"Champs obligatoires de « {layer.title} » sans colonne : "
                               f"{', '.join(dict.fromkeys(missing))}")
-    return layer
+    return grant
 
 
 def _located(layer: LayerDecl, targets: list[str]) -> list[str]:
@@ -274,12 +291,13 @@ def new_change_set() -> str:
 
 
 def run(conn: Connection, ctx: EditContext, path: Path, name: str, mapping: ColumnMapping, *,
-        commit: bool, max_rows: int = 50_000) -> BulkReport:
+        commit: bool, max_rows: int = 50_000, limits: FileLimits | None = None) -> BulkReport:
     """Check every row (``commit=False``) or import the file (``commit=True``) as the change set ``ctx.change_set``.
 
     Nothing stays written unless ``commit`` and no row was rejected; the caller's transaction is left open.
     """
-    layer = check_mapping(ctx, mapping)
+    grant = check_mapping(conn, ctx, mapping)
+    layer = grant.layer
     report = BulkReport(layer.id, ctx.change_set or "")
     targets = {normalise_header(column): f for column, f in mapping.columns.items() if f}
     source_of = {f: column for column, f in mapping.columns.items() if f}
@@ -291,14 +309,12 @@ def run(conn: Connection, ctx: EditContext, path: Path, name: str, mapping: Colu
     seen: dict[object, int] = {}
     whole = conn.begin_nested()
     try:
-        with open_source(path) as source:
-            source.name = name
-            for line, attrs, geom in _rows(source, mapping, layer):
+        with open_source(path, filename=name, limits=limits) as source:
+            for line, attrs, geom in _rows(source, mapping, layer, max_rows):
                 report.read += 1
                 if report.read > max_rows:
-                    raise ImportFileError(f"Plus de {max_rows} lignes : découpez le fichier ou passez par "
-                                          "« geo-service import generic »")
-                _one_row(conn, ctx, layer, report, line, attrs, geom, targets, source_of, located, validator,
+                    raise _too_many(max_rows)
+                _one_row(conn, ctx, grant, report, line, attrs, geom, targets, source_of, located, validator,
                          provenance, seen)
     except BaseException:
         whole.rollback()
@@ -311,9 +327,16 @@ def run(conn: Connection, ctx: EditContext, path: Path, name: str, mapping: Colu
     return report
 
 
-def _one_row(conn: Connection, ctx: EditContext, layer: LayerDecl, report: BulkReport, line: int, attrs: dict,
-             geom: object, targets: dict[str, str], source_of: dict[str, str], located: list[str],
+def _too_many(max_rows: int) -> ImportFileError:
+    return ImportFileError(f"Plus de {max_rows} lignes (lignes vides comprises) : découpez le fichier ou passez "
+                           "par « geo-service import generic »")
+
+
+def _one_row(conn: Connection, ctx: EditContext, grant: rights.WriteGrant, report: BulkReport, line: int,
+             attrs: dict, geom: object, targets: dict[str, str], source_of: dict[str, str], located: list[str],
              validator: Validator, provenance: dict, seen: dict[object, int]) -> None:
+    layer = grant.layer
+
     def reject(column: str, value: object, reason: str) -> None:
         report.rejected.append(RowIssue(line, column, "" if value is None else str(value)[:200], reason))
 
@@ -349,7 +372,7 @@ def _one_row(conn: Connection, ctx: EditContext, layer: LayerDecl, report: BulkR
                "geometry": json.loads(shapely.to_geojson(geom))}
     savepoint = conn.begin_nested()
     try:
-        outcome = _write(conn, ctx, layer, feature, values.get(key) if key else None)
+        outcome = _write(conn, ctx, grant, feature, geom, values.get(key) if key else None)
     except ServiceError as exc:
         savepoint.rollback()
         for column, reason in _reasons(exc, source_of):
@@ -372,13 +395,21 @@ def _reasons(exc: ServiceError, source_of: dict[str, str]) -> list[tuple[str, st
     return [(column, exc.detail)]
 
 
-def _write(conn: Connection, ctx: EditContext, layer: LayerDecl, feature: dict, key_value: object) -> str:
-    """Create, update or leave the feature; returns the report counter to bump."""
+def _write(conn: Connection, ctx: EditContext, grant: rights.WriteGrant, feature: dict, geom: object,
+           key_value: object) -> str:
+    """Create, update or leave the feature; returns the report counter to bump.
+
+    The perimeter rule is applied before the row is compared with a stored feature: otherwise "unchanged"
+    would tell a contributor the values of a feature outside its EPCI.
+    """
+    layer, tolerance = grant.layer, ctx.rules.perimeter_tolerance_m
+    rights.check_geometries(conn, grant, [("nouvelle", Shape(geom))], tolerance)
     existing = _by_key(conn, layer, key_value) if key_value is not None else None
     if existing is None:
         result = editing.create_feature(conn, ctx, layer.id, feature)
         return "proposed" if result.status == "proposed" else "created"
     fid, snap = existing
+    rights.check_geometries(conn, grant, [("existante", Shape(shapely.from_wkb(snap.ewkb)))], tolerance)
     if snap.deleted_at is not None:
         # Deleted earlier (by hand or by undoing an import): the file brings it back, as a restoration.
         editing.restore_feature(conn, ctx, layer.id, fid)

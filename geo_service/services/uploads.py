@@ -2,8 +2,12 @@
 
 A bulk import takes several pages (preview, mapping, check, commit): the file is stored once, in a private
 folder named by a random token, with the account that sent it. Only that account can use it again; it is
-removed after the import and, at the latest, after ``KEEP_HOURS``. Names are never used as paths: the
-original name is kept only for its extension (the format) and the report.
+removed after the import and, at the latest, after ``KEEP_HOURS``.
+
+Neither the name nor the extension of what was sent is trusted: the first bytes must show one of the kinds
+the page accepts before anything is written (``formats.sniff``), the file is stored under a fixed name
+(``donnees``) beside the folder's own records (``meta.json``, derived results such as the preview), and
+the original name is kept only to be shown back.
 """
 
 from __future__ import annotations
@@ -15,15 +19,18 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import BinaryIO
 
-from geo_service.errors import NotFound, PayloadTooLarge
+from geo_service.errors import ImportFileError, NotFound, PayloadTooLarge
+from geo_service.services.importers import formats
 
 KEEP_HOURS = 24
+DATA_FILE = "donnees"
+META_FILE = "meta.json"
 _CHUNK = 1 << 20
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+_RECORD = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 
 @dataclass(frozen=True)
@@ -39,21 +46,28 @@ def default_folder() -> Path:
     return Path(tempfile.gettempdir()) / "geo-service-uploads"
 
 
-def _safe_name(name: str) -> str:
-    base = PurePosixPath(name.replace("\\", "/")).name
-    return _SAFE_NAME.sub("_", base).strip(" .") or "fichier"
+def _shown_name(name: str) -> str:
+    """The sender's file name as shown back on the pages (never used as a path)."""
+    return "".join(c for c in name.replace("\\", "/").rsplit("/", 1)[-1] if c.isprintable())[:200] or "fichier"
 
 
-def save(folder: Path, stream: BinaryIO, name: str, owner: str, max_bytes: int) -> Upload:
-    """Copy ``stream`` to a new private folder; refused (413, nothing kept) beyond ``max_bytes``."""
+def save(folder: Path, stream: BinaryIO, name: str, owner: str, max_bytes: int,
+         accepted: frozenset[str]) -> Upload:
+    """Copy ``stream`` to a new private folder once its first bytes show one of the ``accepted`` kinds.
+
+    Refused, with nothing kept: another kind (422, naming the accepted formats), more than ``max_bytes`` (413).
+    """
     purge(folder)
+    head = stream.read(formats.HEAD_BYTES)
+    formats.require(name, formats.sniff(head), accepted, "d'un format accepté")
     token = secrets.token_urlsafe(24)
     home = folder / token
     home.mkdir(parents=True, mode=0o700)
-    path = home / _safe_name(name)
-    size = 0
+    path = home / DATA_FILE
+    size = len(head)
     try:
         with open(path, "wb") as out:
+            out.write(head)
             while chunk := stream.read(_CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
@@ -61,12 +75,11 @@ def save(folder: Path, stream: BinaryIO, name: str, owner: str, max_bytes: int) 
                                           f"({max_bytes / 1024 / 1024:g} Mo) : utilisez la commande "
                                           "« geo-service edit import » ou « geo-service import »")
                 out.write(chunk)
+        (home / META_FILE).write_text(json.dumps({"name": _shown_name(name), "owner": owner}), encoding="utf-8")
     except BaseException:
         shutil.rmtree(home, ignore_errors=True)
         raise
-    (home / "upload.json").write_text(json.dumps({"name": name, "owner": owner, "file": path.name}),
-                                      encoding="utf-8")
-    return Upload(token, path, name, owner, size)
+    return Upload(token, path, _shown_name(name), owner, size)
 
 
 def load(folder: Path, token: str, owner: str) -> Upload:
@@ -76,15 +89,35 @@ def load(folder: Path, token: str, owner: str) -> Upload:
         raise missing
     home = folder / token
     try:
-        meta = json.loads((home / "upload.json").read_text(encoding="utf-8"))
+        meta = json.loads((home / META_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise missing from None
-    if meta.get("owner") != owner:
+    path = home / DATA_FILE
+    if meta.get("owner") != owner or not path.is_file():
         raise missing
-    path = home / meta["file"]
-    if not path.is_file():
-        raise missing
-    return Upload(token, path, meta["name"], owner, path.stat().st_size)
+    return Upload(token, path, str(meta.get("name") or "fichier"), owner, path.stat().st_size)
+
+
+def recall(upload: Upload, record: str) -> object | None:
+    """A result computed earlier from this upload (e.g. its preview), or None."""
+    try:
+        return json.loads((upload.path.parent / f"{_checked(record)}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def remember(upload: Upload, record: str, value: object) -> None:
+    """Keep a result computed from this upload, so that the next page view does not compute it again."""
+    target = upload.path.parent / f"{_checked(record)}.json"
+    partial = target.with_suffix(".tmp")
+    partial.write_text(json.dumps(value, ensure_ascii=False, default=str), encoding="utf-8")
+    partial.replace(target)
+
+
+def _checked(record: str) -> str:
+    if not _RECORD.match(record) or record == META_FILE.removesuffix(".json"):
+        raise ImportFileError(f"nom d'enregistrement invalide : {record!r}")
+    return record
 
 
 def discard(upload: Upload) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from geo_service.errors import ImportFileError
 from geo_service.services import white_zones
+from geo_service.services.importers import vector_files
 from geo_service.services.importers.base import ImportContext, Kind
 from geo_service.services.importers.masts import MCC_MNC, OPERATOR_NAMES
 from geo_service.services.importers.sources import Member
@@ -77,21 +78,14 @@ def run(ctx: ImportContext) -> None:
 
 
 def _read_file(ctx: ImportContext, member: Member | None, validator: Validator) -> None:
-    # GDAL is imported here, not with the module: it weighs ~100 MB that CSV imports do not need.
-    import pyogrio
-    from pyogrio.errors import DataLayerError, DataSourceError
-
-    path = ctx.source.gdal_path(member)
+    path = ctx.source.vector_path(member)
     name = member.basename if member else ctx.source.name
-    try:
-        layers = pyogrio.list_layers(path)
-    except (DataSourceError, DataLayerError, OSError) as exc:
-        raise ImportFileError(f"{name} : GeoPackage illisible ({exc})") from exc
+    layers = vector_files.list_layers(path, name)
     bar = ctx.progress.bar(f"Lecture de {name}", None)
     for layer, geometry_type in layers:
         if geometry_type and "polygon" not in str(geometry_type).lower():
             continue
-        info = pyogrio.read_info(path, layer=layer)
+        info = vector_files.read_info(path, name, layer=layer)
         srid = _srid(info.get("crs"))
         bbox = ctx.conn.execute(text("""SELECT ST_XMin(b), ST_YMin(b), ST_XMax(b), ST_YMax(b) FROM
             (SELECT ST_Transform(ST_Envelope(ST_Union(geom)), :srid) AS b FROM territory) e"""),
@@ -99,9 +93,9 @@ def _read_file(ctx: ImportContext, member: Member | None, validator: Validator) 
         ctx.report.read += int(info.get("features") or 0)
         skip = 0
         while True:
-            meta, fids, geometries, values = pyogrio.raw.read(path, layer=layer, bbox=tuple(bbox),
-                                                              skip_features=skip, max_features=CHUNK_FEATURES,
-                                                              return_fids=True)
+            meta, fids, geometries, values = vector_files.read_features(
+                path, name, layer=layer, bbox=tuple(bbox), skip_features=skip, max_features=CHUNK_FEATURES,
+                return_fids=True)
             if len(geometries) == 0:
                 break
             skip += len(geometries)

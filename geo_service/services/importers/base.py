@@ -29,7 +29,7 @@ from geo_service.services import geocoder
 from geo_service.services.importers import geo
 from geo_service.services.importers.reader import CsvTable
 from geo_service.services.importers.report import ImportReport
-from geo_service.services.importers.sources import Member, Source, open_source
+from geo_service.services.importers.sources import FileLimits, Member, Source, open_source
 from geo_service.services.importers.values import insee_code
 from geo_service.services.importers.writer import Stage, Target
 from geo_service.settings import TerritorySettings
@@ -245,7 +245,7 @@ def kinds() -> dict[str, Kind]:
 def run_import(conn: Connection, registry: LayerRegistry, territory: TerritorySettings, kind: str,
                location: str | BinaryIO, *, filename: str | None = None, source_date: date | None = None,
                options: Mapping[str, object] | None = None, user: str = "import", dry_run: bool = False,
-               progress: Progress | None = None) -> ImportReport:
+               progress: Progress | None = None, limits: FileLimits | None = None) -> ImportReport:
     """Import ``location`` (path, http(s) URL or binary file object) as ``kind``, in the caller's transaction.
 
     Raises ``ImportFileError`` (nothing written) when the file cannot be used; rows that break the layer
@@ -260,7 +260,7 @@ def run_import(conn: Connection, registry: LayerRegistry, territory: TerritorySe
         raise TerritoryNotLoaded("contour du territoire absent : lancez d'abord « geo-service load boundaries »")
     started = time.perf_counter()
     savepoint = conn.begin_nested() if dry_run else None
-    with open_source(location, filename=filename, advance=progress.bar) as source:
+    with open_source(location, filename=filename, advance=progress.bar, limits=limits) as source:
         report = ImportReport(kind=kind, source=source.name, import_id=_import_id(kind), dataset=spec.dataset,
                               source_date=source_date or guess_source_date(source.name, source.modified),
                               dry_run=dry_run)

@@ -30,13 +30,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shapely.geometry.base import BaseGeometry
 
 from geo_service.errors import ImportFileError
-from geo_service.services.importers import geo
+from geo_service.services.importers import formats, geo, vector_files
 from geo_service.services.importers.base import ImportContext, Kind, Progress
 from geo_service.services.importers.reader import CsvTable, normalise_header
 from geo_service.services.importers.sources import Member, Source
 from geo_service.services.importers.validate import Validator
 
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".shp", ".fgb")
+# What a file of features may hold, by its bytes (alone, gzipped, or as the members of a zip).
+ACCEPTED_KINDS = frozenset({formats.JSON, formats.GEOPACKAGE, formats.FLATGEOBUF, formats.TEXT})
 CHUNK_FEATURES = 2000
 _MULTI = {"MultiPoint": "Point", "MultiLineString": "LineString", "MultiPolygon": "Polygon"}
 
@@ -84,6 +86,7 @@ def load_mapping(value: object) -> MappingFile:
 def run(ctx: ImportContext) -> None:
     """Check the mapping against the layer, then read the file as CSV or vector data."""
     mapping = load_mapping(ctx.options.get("mapping"))
+    ctx.source.check(ACCEPTED_KINDS)
     if mapping.layer not in ctx.registry:
         raise ImportFileError(f"couche inconnue « {mapping.layer} » ; couches : {', '.join(ctx.registry.ids)}")
     layer = ctx.layer(mapping.layer)
@@ -136,13 +139,20 @@ def run(ctx: ImportContext) -> None:
 
 
 def vector_member(source: Source) -> Member | None | bool:
-    """The vector member to read (None: the input itself), or False for a CSV."""
+    """The vector member to read (None: the input itself), or False for a CSV.
+
+    In an archive the members' names choose (their bytes are checked when read); a single file is what
+    its bytes show, whatever its name.
+    """
     if source.is_archive:
         found = source.with_suffix(*VECTOR_SUFFIXES)
         if found:
             return found[0]
-        return False if source.with_suffix(".csv", ".txt") else None
-    return None if source.name.lower().endswith(VECTOR_SUFFIXES) else False
+        if source.with_suffix(".csv", ".txt"):
+            return False
+        raise ImportFileError(f"{source.name} : l'archive ne contient aucun fichier d'un format accepté "
+                              f"({formats.ACCEPTED_TEXT})")
+    return None if source.kind in formats.VECTOR_KINDS else False
 
 
 def csv_member(source: Source) -> Member | None:
@@ -157,12 +167,12 @@ def csv_crs(name: str) -> str:
         raise ImportFileError(f"crs : {exc}") from exc
 
 
-def point_rows(table: CsvTable, x: str, y: str, crs: str, on_bad_width=None
+def point_rows(table: CsvTable, x: str, y: str, crs: str, on_bad_width=None, max_rows: int | None = None
                ) -> Iterator[tuple[str, int, dict, BaseGeometry | str]]:
     """``(file, line, attributes, point in EPSG:4326 or the French reason why not)`` of a CSV with coordinates."""
     x, y = normalise_header(x), normalise_header(y)
     table.require(x, y)
-    for line, row in table.rows(on_bad_width):
+    for line, row in table.rows(on_bad_width, max_rows=max_rows):
         attrs = table.record(row)
         try:
             lon, lat = geo.point(attrs.get(x), attrs.get(y), crs)
@@ -192,36 +202,27 @@ def _plain_value(value: object) -> object:
     return value if isinstance(value, str) else str(value)
 
 
-def vector_info(source: Source, member: Member | None) -> dict:
+def vector_info(source: Source, member: Member | None, path: str | None = None) -> dict:
     """pyogrio's description of the vector data (fields, crs, geometry_type, features)."""
-    # GDAL is imported here, not with the module: it weighs ~100 MB that CSV imports do not need.
-    import pyogrio
-    from pyogrio.errors import DataLayerError, DataSourceError
-
-    try:
-        return pyogrio.read_info(source.gdal_path(member))
-    except (DataSourceError, DataLayerError, OSError) as exc:
-        name = member.basename if member else source.name
-        raise ImportFileError(f"{name} : fichier géographique illisible ({exc})") from exc
+    name = member.basename if member else source.name
+    return vector_files.read_info(path or source.vector_path(member), name)
 
 
 def vector_rows(source: Source, member: Member | None, geometry_type: str, progress: Progress | None = None,
-                *, repair: bool = True) -> Iterator[tuple[str, int, dict, BaseGeometry | str]]:
+                *, repair: bool = True, path: str | None = None) -> Iterator[tuple[str, int, dict, BaseGeometry | str]]:
     """``(file, rank, attributes, geometry in EPSG:4326 or the French reason why not)`` of each feature.
 
     ``repair``: an invalid geometry is made valid (open data: the producer's slips are not ours to refuse);
     otherwise it is a reason (hand-made files: the person importing should see and fix it).
     """
-    import pyogrio
-
-    path = source.gdal_path(member)
+    path = path or source.vector_path(member)
     name = member.basename if member else source.name
-    crs = vector_info(source, member).get("crs") or geo.WGS84
+    crs = vector_info(source, member, path).get("crs") or geo.WGS84
     bar = progress.bar(f"Lecture de {name}", None) if progress else (lambda _n: None)
     skip = 0
     while True:
-        meta, _fids, geometries, values = pyogrio.raw.read(path, skip_features=skip, max_features=CHUNK_FEATURES,
-                                                           datetime_as_string=True)
+        meta, _fids, geometries, values = vector_files.read_features(
+            path, name, skip_features=skip, max_features=CHUNK_FEATURES, datetime_as_string=True)
         if len(geometries) == 0:
             break
         skip += len(geometries)

@@ -128,6 +128,7 @@ class CsvTable:
             self.columns.setdefault(normalise_header(name), i)
         self.width = len(self.header)
         self._last_line = 1
+        self.truncated = False
 
     @property
     def dialect_note(self) -> str:
@@ -157,16 +158,23 @@ class CsvTable:
     def index(self, name: str | None) -> int | None:
         return None if name is None else self.columns.get(name)
 
-    def rows(self, on_bad_width=None) -> Iterator[tuple[int, list[str]]]:
+    def rows(self, on_bad_width=None, *, max_rows: int | None = None) -> Iterator[tuple[int, list[str]]]:
         """``(line, values)`` per record; ``line`` is the file line where the record starts (header = 1).
 
         Short rows are padded (some producers drop trailing empty fields); long ones are handed to
-        ``on_bad_width(line, count)`` and skipped.
+        ``on_bad_width(line, count)`` and skipped. With ``max_rows``, reading stops after that many records,
+        blank lines counted as records (a file of millions of empty lines is not read to its end), and
+        ``truncated`` tells that the file had more.
         """
         reader, width = self._reader, self.width
+        seen = 0
         try:
             for values in reader:
                 line, self._last_line = self._last_line + 1, reader.line_num
+                seen += 1
+                if max_rows is not None and seen > max_rows:
+                    self.truncated = True
+                    return
                 n = len(values)
                 if n == width:
                     yield line, values
