@@ -378,3 +378,60 @@ def test_the_command_line_refuses_a_url_serving_a_virtual_dataset(recorder, sett
     assert recorder.hits == ["/bornes.geojson"]  # type: ignore[attr-defined]
 
 
+
+
+# -- mangled files: a French refusal, never an exception --------------------------------------------------------
+def _seed_files(folder: Path) -> dict[str, bytes]:
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    frame = gpd.GeoDataFrame({"borne_id": ["A", "B"], "lieu": ["Mairie", "Église"]},
+                             geometry=[Point(1.44, 44.45), Point(1.45, 44.46)], crs="EPSG:4326")
+    frame.to_file(folder / "a.gpkg")
+    frame.to_file(folder / "a.fgb", driver="FlatGeobuf")
+    frame.to_file(folder / "a.geojson")
+    (folder / "shp").mkdir()
+    frame.to_file(folder / "shp" / "a.shp")
+    zipped(folder / "a.zip", {p.name: p.read_bytes() for p in (folder / "shp").iterdir()})
+    csv = b"borne_id;lieu;x;y\nA;Mairie;1.44;44.45\nB;Eglise;1.45;44.46\n"
+    (folder / "a.csv").write_bytes(csv)
+    (folder / "a.csv.gz").write_bytes(gzip.compress(csv))
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")  # GDAL's notes on damaged geometries
+def test_mangled_files_get_a_french_refusal_never_an_exception(tmp_path):
+    """Seeded random damage (bytes changed, cut, inserted, truncated) to a file of each accepted format: the check
+    and the preview either read it or refuse it with an ``ImportFileError`` — never another exception (a 500)."""
+    import random
+
+    from geo_service.layers import LayerRegistry
+
+    seeds = _seed_files(tmp_path)
+    layer = LayerRegistry.from_dir(Settings().layers_dir).get("wifi_hotspots")
+    rng = random.Random(46)
+    outcomes = {"lu": 0, "refusé": 0}
+    for i in range(400):
+        name, data = rng.choice(sorted(seeds.items()))
+        data = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            at = rng.randrange(len(data) + 1)
+            action = rng.random()
+            if action < 0.5 and at < len(data):
+                data[at] = rng.randrange(256)
+            elif action < 0.7:
+                del data[at:at + rng.randint(1, 64)]
+            elif action < 0.85:
+                data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
+            else:
+                del data[at:]
+        path = tmp_path / f"abime-{i}"
+        path.write_bytes(bytes(data))
+        try:
+            check_file(path, name, bulk_import.ACCEPTED_KINDS)
+            bulk_import.preview(path, name, layer, max_rows=100)
+            outcomes["lu"] += 1
+        except ImportFileError as refused:
+            assert refused.detail and refused.status == 422
+            outcomes["refusé"] += 1
+    assert outcomes["refusé"] > 100 and outcomes["lu"] > 10, outcomes

@@ -289,7 +289,7 @@ class Source:
     def _zip(self) -> zipfile.ZipFile:
         try:
             return zipfile.ZipFile(self.path)
-        except (zipfile.BadZipFile, OSError) as exc:
+        except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError) as exc:
             raise ImportFileError(f"{self.name} : archive zip illisible ({exc})") from exc
 
     def close(self) -> None:

@@ -117,12 +117,10 @@ def registered_drivers() -> set[str]:
 
 
 def _call(function, path: str, name: str, **options: Any):
-    from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
-
     restrict_gdal()
     try:
         return function(path, **options)
-    except (DataSourceError, DataLayerError, FieldError, GeometryError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a hostile file makes the parser raise, it is unreadable
         raise ImportFileError(f"{name} : fichier géographique illisible ({_short(exc)})") from exc
 
 
