@@ -244,7 +244,12 @@ def _layer_config(layer: LayerDecl, dense: bool) -> dict[str, Any]:
 
 def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
                  aria_label: str) -> FoliumParts:
-    """Render the Folium map (no tiles unless a basemap is configured) fitted to the territory."""
+    """Render the Folium map (no tiles unless a basemap is configured) centred on the territory.
+
+    The fit to the territory is map.js's (``config.bounds``), done without animation: Folium's ``fit_bounds``
+    animates from the initial zoom, and Leaflet drops every ``setView`` asked during a zoom animation — a
+    shared link's zoom was lost that way, now and then.
+    """
     js, css = vendor_assets(static_base)
     (south, west), (north, east) = bounds
     m = LocalMap(aria_label=aria_label, js=js, css=css, location=[(south + north) / 2, (west + east) / 2],
@@ -252,7 +257,6 @@ def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
     if settings.basemap_url:
         folium.TileLayer(tiles=settings.basemap_url, attr=settings.basemap_attribution or "Fond de carte",
                          name="Fond de carte").add_to(m)
-    m.fit_bounds([[south, west], [north, east]], padding=(8, 8))
     figure = m.get_root()
     figure.render()
     # Branca adds a <meta http-equiv> charset; our base template declares it once already.
@@ -280,9 +284,11 @@ def build_map_page(conn: Connection, registry: LayerRegistry, settings: MapSetti
         ))
 
     aria_label = f"Carte du territoire ({territory}) : infrastructures et services numériques"
-    parts = build_folium(cached_territory_bounds(conn, background, states), settings, f"{base_path}/static", aria_label)
+    bounds = cached_territory_bounds(conn, background, states)
+    parts = build_folium(bounds, settings, f"{base_path}/static", aria_label)
     config = {
         "mapName": parts.map_name,
+        "bounds": [list(corner) for corner in bounds],
         "api": f"{base_path}/api/layers",
         "denseMinZoom": settings.dense_min_zoom,
         "basemapAttribution": (settings.basemap_attribution or "Fond de carte") if settings.basemap_url else None,

@@ -430,10 +430,13 @@
   }
   Object.keys(states).forEach(function (id) { if (states[id].checkbox.checked) setLayer(states[id], true); });
 
-  // lat, lon and zoom in the URL set the view (a shared link, an embed's centre).
+  // The territory fills the map, then lat, lon and zoom in the URL set the view (a shared link, an embed's
+  // centre). Never animated: Leaflet ignores a setView asked while a zoom animation runs, so an animated first
+  // fit would swallow the link's zoom, or the report's move to the address.
   (function initialView() {
     var lat = parseFloat(params.get("lat")), lon = parseFloat(params.get("lon")), zoom = parseFloat(params.get("zoom"));
     var okZoom = isFinite(zoom) && zoom >= map.getMinZoom() && zoom <= map.getMaxZoom();
+    if (config.bounds) map.fitBounds(config.bounds, {padding: [8, 8], animate: false});
     if (isFinite(lat) && isFinite(lon) && Math.abs(lat) <= 90 && Math.abs(lon) <= 180) {
       map.setView([lat, lon], okZoom ? zoom : config.pointZoom || 15, {animate: false});
     } else if (okZoom) {
