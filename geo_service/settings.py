@@ -41,6 +41,14 @@ class ApiSettings(BaseModel):
     # OGC API Features /items page size: default and maximum `limit` (a larger one is a 400).
     ogc_default_limit: int = Field(default=10, ge=1)
     ogc_max_limit: int = Field(default=10_000, ge=1)
+    # Caps on an OGC API `filter` (CQL2 text or JSON), each a 400 naming it: length in characters (also the
+    # cap on any other items parameter), nesting depth, elements in all, values of one IN list, terms of one
+    # AND/OR chain.
+    filter_max_chars: int = Field(default=16_384, ge=100)
+    filter_max_depth: int = Field(default=20, ge=3)
+    filter_max_nodes: int = Field(default=2_000, ge=10)
+    filter_max_list: int = Field(default=1_000, ge=1)
+    filter_max_terms: int = Field(default=100, ge=2)
 
 
 class TileSettings(BaseModel):

@@ -27,6 +27,7 @@ from geo_service.errors import InvalidParameter
 from geo_service.services import layer_state
 from geo_service.services.ogc import catalog, query
 from geo_service.services.ogc.collection import Collection, open_collection, readable_collections
+from geo_service.services.ogc.cql2 import FilterLimits
 from geo_service.services.ogc.crs import CRS84, parse_crs
 from geo_service.services.ogc.openapi import ogc_openapi
 from geo_service.settings import Settings
@@ -195,7 +196,8 @@ def items(request: Request, coll: CollectionDep) -> Response:
     html = wants_html(request)
     pairs = request.query_params.multi_items()
     q = query.parse_items_query(coll, pairs, default_limit=settings.api.ogc_default_limit,
-                                max_limit=settings.api.ogc_max_limit)
+                                max_limit=settings.api.ogc_max_limit,
+                                filter_limits=FilterLimits.from_settings(settings.api))
     if html:
         # Browsers draw CRS84 (Leaflet); the HTML page therefore ignores crs.
         q = replace(q, crs=CRS84)

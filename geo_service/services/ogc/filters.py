@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from geo_service.errors import InvalidParameter
 from geo_service.services.ogc.collection import GEOMETRY_NAMES, Collection
-from geo_service.services.ogc.cql2 import parse_instant
+from geo_service.services.ogc.cql2 import chain_terms, parse_instant
 from geo_service.services.ogc.crs import Crs
 
 _COMPARISONS = {
@@ -81,10 +81,10 @@ class _Translator:
         self.collection, self.crs = collection, filter_crs
 
     def condition(self, node: object) -> ColumnElement[bool]:  # noqa: C901 — one branch per CQL2 node kind
-        if isinstance(node, ast.And):
-            return and_(self.condition(node.lhs), self.condition(node.rhs))
-        if isinstance(node, ast.Or):
-            return or_(self.condition(node.lhs), self.condition(node.rhs))
+        if isinstance(node, ast.And | ast.Or):
+            # One flat AND/OR of the chain's terms: no recursion (and no SQL nesting) as deep as the chain is long.
+            combine = and_ if isinstance(node, ast.And) else or_
+            return combine(*(self.condition(term) for term in chain_terms(node)))
         if isinstance(node, ast.Not):
             return not_(self.condition(node.sub_node))
         if isinstance(node, ast.Include):
