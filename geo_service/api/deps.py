@@ -152,7 +152,8 @@ def get_writer(request: Request, principal: PrincipalDep) -> Principal:
     rights.require_account(principal)
     if principal.via == "session":
         sent = request.headers.get(CSRF_HEADER, "")
-        if not (principal.csrf_token and hmac.compare_digest(sent, principal.csrf_token)):
+        # Bytes: a header is read as Latin-1, and compare_digest refuses str holding non-ASCII characters.
+        if not (principal.csrf_token and hmac.compare_digest(sent.encode(), principal.csrf_token.encode())):
             raise Forbidden("Jeton anti-CSRF manquant ou invalide (en-tête X-CSRF-Token) : rechargez la page")
     return principal
 
