@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = make_engine(settings)
+        app.state.engine = make_engine(settings, web=True)
         app.state.read_engine = make_read_engine(settings)
         try:
             yield

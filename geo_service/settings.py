@@ -25,6 +25,20 @@ class ClusterSettings(BaseModel):
     bin_dir: Path | None = None
 
 
+class DatabaseSettings(BaseModel):
+    """Time limits of the web service's database sessions, in milliseconds (0: none). The command line sets
+    none: imports, migrations and the demo run as long as they need."""
+
+    # Longest statement of the main engine (OGC API items and tiles, exports, /admin, edits).
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # Longest statement of the resident map's read engine (/api/nearby, /api/geocode, one OGC feature).
+    read_statement_timeout_ms: int = Field(default=5_000, ge=0)
+    # How long a statement of the main engine waits for a lock held by another (an edit, an import) before a 503.
+    lock_timeout_ms: int = Field(default=5_000, ge=0)
+    # A main-engine session left inside a transaction this long is closed (a stalled stream, a leaked transaction).
+    idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+
+
 class TerritorySettings(BaseModel):
     """What territory the service covers. Nothing else in the code names the Lot."""
 
@@ -114,6 +128,7 @@ class Settings(BaseSettings):
     # An existing PostGIS (postgresql://user:pass@host/db); when empty the private cluster is used.
     database_url: str | None = None
     cluster: ClusterSettings = ClusterSettings()
+    db: DatabaseSettings = DatabaseSettings()
     territory: TerritorySettings = TerritorySettings()
     api: ApiSettings = ApiSettings()
     map: MapSettings = MapSettings()

@@ -47,7 +47,17 @@ def read_only(request: Request, work: Callable[[Connection], T]) -> T:
     plans, no ping): for a single short statement, no BEGIN, ROLLBACK or ping around it. A connection found
     dead (there is no ping) is retried once, as ``api/nearby.py`` does."""
     state = request.app.state
-    engine = getattr(state, "read_engine", None) or state.engine
+    engine = getattr(state, "read_engine", None)
+    try:
+        return _retried_once(engine or state.engine, work)
+    except (psycopg.errors.QueryCanceled, DBAPIError) as exc:
+        if engine is not None and isinstance(getattr(exc, "orig", exc), psycopg.errors.QueryCanceled):
+            # The read engine's own time limit, for the problem the error becomes (errors.database_problem).
+            getattr(exc, "orig", exc).timeout_ms = state.settings.db.read_statement_timeout_ms
+        raise
+
+
+def _retried_once(engine: Engine, work: Callable[[Connection], T]) -> T:
     for attempt in (1, 2):
         try:
             with engine.connect() as conn:
