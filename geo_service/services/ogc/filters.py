@@ -8,6 +8,7 @@ cannot know our types: a literal must be checked against the declared type of th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -147,6 +148,8 @@ class _Translator:
         value = term.value
         if prop_type in ("integer", "number"):
             ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if ok and not (math.isfinite(value) and -(2**63) <= value < 2**63):
+                raise _refuse(f"le nombre {value!r:.40} dépasse ce que la propriété « {name} » peut valoir")
         elif prop_type in ("string", "string_list"):
             ok = isinstance(value, str)
         elif prop_type == "boolean":
