@@ -6,6 +6,8 @@ receives what it needs as arguments, so tests can run several configurations sid
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -63,6 +65,8 @@ class ApiSettings(BaseModel):
     filter_max_nodes: int = Field(default=2_000, ge=10)
     filter_max_list: int = Field(default=1_000, ge=1)
     filter_max_terms: int = Field(default=100, ge=2)
+    # Where whole-layer exports are kept, rebuilt when their layer changes (default: the system's temp folder).
+    export_dir: Path | None = None
 
 
 class TileSettings(BaseModel):
@@ -168,6 +172,13 @@ class Settings(BaseSettings):
     @property
     def uses_private_cluster(self) -> bool:
         return not self.database_url
+
+    def resolved_export_dir(self) -> Path:
+        """The export folder: the setting, else one per database under the system's temp folder."""
+        if self.api.export_dir:
+            return self.api.export_dir
+        database = hashlib.sha256(self.sqlalchemy_url.encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"geo-service-exports-{database}"
 
     def resolved_boundaries_dir(self) -> Path | None:
         """The folder of boundary files ``make run`` loads: the setting, else ../shared/data/lot if present."""
