@@ -62,8 +62,8 @@ class ApiSettings(BaseModel):
     # AND/OR chain.
     filter_max_chars: int = Field(default=16_384, ge=100)
     filter_max_depth: int = Field(default=20, ge=3)
-    filter_max_nodes: int = Field(default=2_000, ge=10)
-    filter_max_list: int = Field(default=1_000, ge=1)
+    filter_max_nodes: int = Field(default=1_000, ge=10)
+    filter_max_list: int = Field(default=500, ge=1)
     filter_max_terms: int = Field(default=100, ge=2)
     # Where whole-layer exports are kept, rebuilt when their layer changes (default: the system's temp folder).
     export_dir: Path | None = None

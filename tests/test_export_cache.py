@@ -86,6 +86,23 @@ def test_two_downloads_of_an_unchanged_layer_build_once(settings: Settings, fact
         assert builds(caplog) == 1
 
 
+def test_the_copy_compressed_at_build_time_goes_to_clients_that_accept_gzip(settings: Settings, factory: Factory,
+                                                                           folder: Path):
+    with TestClient(app_with(settings, folder)) as client:
+        packed = client.get(EXPORT, params={"format": "geojson"}, headers={"Accept-Encoding": "gzip"})
+        [plain_file] = files(folder, "wifi_hotspots-public-*.geojson")
+        assert packed.headers["content-encoding"] == "gzip" and "Accept-Encoding" in packed.headers["vary"]
+        assert packed.content == plain_file.read_bytes()  # the client decoded the stored copy
+        assert plain_file.with_name(plain_file.name + ".gz").exists()
+        for refusing in ("identity", "gzip;q=0", "br"):
+            plain = client.get(EXPORT, params={"format": "geojson"}, headers={"Accept-Encoding": refusing})
+            assert "content-encoding" not in plain.headers, refusing
+            assert plain.content == plain_file.read_bytes()
+            assert plain.headers["etag"] != packed.headers["etag"]
+        assert client.get(EXPORT, params={"format": "geojson"}, headers={
+            "Accept-Encoding": "gzip", "If-None-Match": packed.headers["etag"]}).status_code == 304
+
+
 def test_a_change_to_the_layer_gives_a_new_file(settings: Settings, factory: Factory, folder: Path,
                                                 engine: Engine, caplog: pytest.LogCaptureFixture):
     caplog.set_level(logging.INFO, logger=export_files.__name__)
@@ -107,6 +124,7 @@ def test_a_change_to_the_layer_gives_a_new_file(settings: Settings, factory: Fac
                 factory.feature(conn, "wifi_hotspots", CAHORS, source=EDIT_SOURCE, borne_id=f"CACHE-{n}")
             client.get(EXPORT, params={"format": "csv"})
         assert len(files(folder, "wifi_hotspots-public-*.csv")) == export_files.KEPT_PER_EXPORT
+        assert len(files(folder, "wifi_hotspots-public-*.csv.gz")) == export_files.KEPT_PER_EXPORT
 
 
 def test_concurrent_requests_never_build_the_same_version_twice(engine: Engine, registry: LayerRegistry,

@@ -101,7 +101,9 @@ CASES = [
     ("filter-lang unknown", WIFI, {"filter-lang": "sql"}, 400, "filter-lang"),
     ("geocode 5000 characters", "/api/geocode", {"q": "a" * 5000}, 400, "q"),
     ("geocode limit 10^30", "/api/geocode", {"q": "Cahors", "limit": "1" + "0" * 30}, 400, "limit"),
-    ("parentheses 5000 deep (a valid filter)", WIFI, {"filter": "(" * 5000 + "rayon_m = 1" + ")" * 5000}, 200, None),
+    ("parentheses 1000 deep (a valid filter)", WIFI, {"filter": "(" * 1000 + "rayon_m = 1" + ")" * 1000}, 200, None),
+    ("parentheses 5000 deep (too many words)", WIFI, {"filter": "(" * 5000 + "rayon_m = 1" + ")" * 5000}, 400,
+     "filter"),
 ]
 
 

@@ -29,8 +29,27 @@ def export_layer(request: Request, layer_id: str, registry: RegistryDep, reader:
         raise NotFound(f"Aucune couche « {layer_id} »")
     layer = registry.get(layer_id)
     exported = export_files.export_file(request.app.state.engine, layer, reader, fmt, request.app.state.export_dir)
-    headers = cache_headers(settings, exported.etag, vary=None)
-    if not_modified(request, exported.etag, None):
+    # The copy compressed when it was built, for clients that accept gzip (browsers do): the GZip middleware
+    # leaves an answer with a Content-Encoding alone. Each representation has its own ETag.
+    packed = accepts_gzip(request)
+    etag = f'{exported.etag[:-1]}-gzip"' if packed else exported.etag
+    headers = cache_headers(settings, etag, vary="Accept-Encoding")
+    if not_modified(request, etag, None):
         return Response(status_code=304, headers=headers)
-    return FileResponse(exported.path, media_type=export.FORMATS[fmt], headers=headers,
-                        filename=f"{layer.id}-{date.today().isoformat()}.{fmt}")
+    if packed:
+        headers["Content-Encoding"] = "gzip"
+    return FileResponse(exported.gzipped if packed else exported.path, media_type=export.FORMATS[fmt],
+                        headers=headers, filename=f"{layer.id}-{date.today().isoformat()}.{fmt}")
+
+
+def accepts_gzip(request: Request) -> bool:
+    """Whether ``Accept-Encoding`` names gzip (or ``*``) without ``q=0``."""
+    for part in request.headers.get("accept-encoding", "").lower().split(","):
+        coding, *params = (p.strip() for p in part.split(";"))
+        if coding in ("gzip", "*"):
+            weight = next((p[2:] for p in params if p.startswith("q=")), "1")
+            try:
+                return float(weight) > 0
+            except ValueError:
+                return False
+    return False

@@ -14,10 +14,12 @@ there is one, rather than waiting.
 from __future__ import annotations
 
 import fcntl
+import gzip
 import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +42,15 @@ class ExportFile:
     path: Path
     # Strong ETag: the digest in the file's name, so it changes exactly when the content may.
     etag: str
+
+    @property
+    def gzipped(self) -> Path:
+        """The same file compressed once (gzip): compressing 40–80 MB for every download cost seconds of CPU."""
+        return _gzipped(self.path)
+
+
+def _gzipped(path: Path) -> Path:
+    return path.with_name(path.name + ".gz")
 
 
 def prepare_folder(folder: Path) -> Path:
@@ -104,7 +115,8 @@ def _current(engine: Engine, layer: LayerDecl, reader: Reader, fmt: str, folder:
 
 
 def _build(conn: Connection, layer: LayerDecl, reader: Reader, fmt: str, path: Path) -> None:
-    # Written aside, then renamed: a download never sees half a file, and a failed build leaves none.
+    # Written aside, then renamed: a download never sees half a file, and a failed build leaves none. The
+    # compressed copy is renamed first, so that wherever the file is, its copy is too.
     partial = path.parent / ".building" / path.name
     partial.parent.mkdir(exist_ok=True)
     partial.unlink(missing_ok=True)  # GDAL would add to a crashed build's file
@@ -115,6 +127,10 @@ def _build(conn: Connection, layer: LayerDecl, reader: Reader, fmt: str, path: P
         writer = export.geojson if fmt == "geojson" else export.csv_rows
         with partial.open("w", encoding="utf-8", newline="") as out:
             out.writelines(writer(conn, layer, reader))
+    # Level 6, as the service's GZip middleware (main.py).
+    with partial.open("rb") as plain, gzip.open(_gzipped(partial), "wb", compresslevel=6) as packed:
+        shutil.copyfileobj(plain, packed, 1 << 20)
+    os.replace(_gzipped(partial), _gzipped(path))
     os.replace(partial, path)
     log.info("Export %s construit en %.1f s", path.name, time.perf_counter() - started)
 
@@ -138,3 +154,4 @@ def _newest(folder: Path, prefix: str, fmt: str) -> ExportFile | None:
 def _prune(folder: Path, prefix: str, fmt: str) -> None:
     for old in _files(folder, prefix, fmt)[KEPT_PER_EXPORT:]:
         old.unlink(missing_ok=True)
+        _gzipped(old).unlink(missing_ok=True)
