@@ -139,6 +139,15 @@ def test_a_nul_character_in_a_property_is_a_4xx(client: TestClient, ctx: Ctx, fi
     assert ctx.counts() == before
 
 
+def test_a_nul_character_in_the_login_form_is_a_4xx(settings: Settings, ctx: Ctx):
+    with TestClient(create_app(settings), base_url="http://localhost", raise_server_exceptions=False) as browser:
+        token = token_of(browser.get("/admin/login").text)
+        answer = browser.post("/admin/login", data={"username": "h-edi\x00tor", "password": PASSWORD,
+                                                    "csrf_token": token})
+        assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
+        assert "gs_session" not in browser.cookies
+
+
 # -- anti-CSRF tokens that are not ASCII (hmac.compare_digest refuses to compare such str: a TypeError) ----------
 def token_of(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
