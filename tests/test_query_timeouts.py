@@ -81,6 +81,21 @@ def test_a_statement_past_the_limit_is_a_503_naming_it_and_the_pools_recover(set
             assert client.get(ITEMS).status_code == 200
 
 
+def test_a_stream_whose_query_is_cancelled_is_a_503_not_a_200_cut_short(settings: Settings, engine: Engine,
+                                                                        fid: int):
+    lambert = "http://www.opengis.net/def/crs/EPSG/0/2154"
+    # /api/layers streams from its first statement on; the layer's lock stops it before any feature.
+    with client_with(settings, LIMITS) as client, layer_locked(engine):
+        timed_out(client.get("/api/layers/wifi_hotspots"), "0,4")
+    # A page of more than a batch is counted, then streamed. Here the count passes and the page waits: it
+    # transforms to Lambert-93, so it reads spatial_ref_sys (locked here) on the connection's first use of it.
+    with client_with(settings, LIMITS) as client:
+        with layer_locked(engine, "spatial_ref_sys"):
+            answer = client.get(ITEMS, params={"limit": 2000, "crs": lambert})
+            timed_out(answer, "0,4")
+        assert client.get(ITEMS, params={"limit": 2000, "crs": lambert}).status_code == 200
+
+
 def test_a_lock_held_too_long_is_a_503_with_retry_after(settings: Settings, engine: Engine, fid: int):
     limits = DatabaseSettings(statement_timeout_ms=30_000, lock_timeout_ms=200)
     with client_with(settings, limits) as client, layer_locked(engine):

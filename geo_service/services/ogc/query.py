@@ -337,10 +337,15 @@ def is_streamed(query: ItemsQuery) -> bool:
 
 def stream_feature_collection(conn: Connection, collection: Collection, query: ItemsQuery,
                               members: dict) -> Iterator[str]:
-    """A GeoJSON FeatureCollection, streamed; ``numberReturned`` is counted on the way, then ``members``."""
-    yield '{"type":"FeatureCollection","features":['
-    returned = 0
-    for batch in feature_batches(conn, collection, query):
+    """A GeoJSON FeatureCollection, streamed; ``numberReturned`` is counted on the way, then ``members``.
+
+    The first batch is fetched before the first chunk is yielded (``api/streams.started``).
+    """
+    batches = feature_batches(conn, collection, query)
+    first = next(batches, [])
+    yield '{"type":"FeatureCollection","features":[' + ",".join(first)
+    returned = len(first)
+    for batch in batches:
         yield ("," if returned else "") + ",".join(batch)
         returned += len(batch)
     tail = json.dumps({"numberReturned": returned, **members}, ensure_ascii=False, default=str)
