@@ -38,7 +38,6 @@ from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated
 from geo_service.db import make_engine, make_read_engine
 from geo_service.errors import install_error_handlers
 from geo_service.layers import LayerRegistry
-from geo_service.services import export_files
 from geo_service.settings import Settings
 
 
@@ -51,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings, web=True)
         app.state.read_engine = make_read_engine(settings)
-        app.state.export_dir = export_files.prepare_folder(settings.resolved_export_dir())
+        # Made at the first export (services/export_files.py), so that an instance that exports nothing leaves
+        # nothing in the temp folder.
+        app.state.export_dir = settings.resolved_export_dir()
         try:
             yield
         finally:

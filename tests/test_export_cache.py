@@ -27,7 +27,7 @@ from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
 from geo_service.services import export_files
 from geo_service.services.ogc.reader import ANONYMOUS
-from geo_service.settings import ApiSettings, Settings
+from geo_service.settings import Settings
 
 EXPORT = "/api/export/wifi_hotspots"
 PHONE = "05 65 99 99 99"
@@ -51,7 +51,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 def app_with(settings: Settings, folder: Path, registry: LayerRegistry | None = None):
-    app = create_app(settings.model_copy(update={"api": ApiSettings(export_dir=folder)}))
+    app = create_app(settings.model_copy(update={"api": settings.api.model_copy(update={"export_dir": folder})}))
     if registry is not None:
         app.state.registry = registry
     return app

@@ -73,7 +73,7 @@ def export_file(engine: Engine, layer: LayerDecl, reader: Reader, fmt: str, fold
     Takes the engine, not a connection: a request waiting for another's build must not hold a connection.
     """
     prefix = f"{layer.id}-{audience(layer, reader)}-"
-    lock = folder / f".{prefix}{fmt}.lock"
+    lock = prepare_folder(folder) / f".{prefix}{fmt}.lock"
     with _exclusive(lock, wait=False) as held:
         if held:
             return _current(engine, layer, reader, fmt, folder, prefix)
