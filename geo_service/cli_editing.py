@@ -396,8 +396,6 @@ def edit_imports() -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Fichier (défaut : <couche>.<format>).")
 def export(layer_id: str, fmt: str, output: Path | None) -> None:
     """Exporte une couche publiée (GeoJSON, GeoPackage ou CSV) avec sa licence et son attribution."""
-    import shutil
-
     from geo_service.services import export as export_service
     from geo_service.services.ogc.reader import ANONYMOUS
 
@@ -409,9 +407,8 @@ def export(layer_id: str, fmt: str, output: Path | None) -> None:
     with _transaction() as conn:
         # The public's view: what an export may be shared as (restricted fields stay in the service).
         if fmt == "gpkg":
-            path = export_service.geopackage(conn, layer, ANONYMOUS)
-            shutil.move(str(path), target)
-            shutil.rmtree(path.parent, ignore_errors=True)
+            target.unlink(missing_ok=True)  # GDAL would add the layer to an existing file
+            export_service.geopackage(conn, layer, ANONYMOUS, target)
         else:
             writer = export_service.geojson if fmt == "geojson" else export_service.csv_rows
             with target.open("w", encoding="utf-8", newline="") as f:

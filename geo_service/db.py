@@ -13,15 +13,30 @@ from geo_service.settings import Settings
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-def make_engine(settings: Settings, **kwargs) -> Engine:
-    """One engine per process; connections are pooled and checked before use."""
+def _timeouts(statement_ms: int, lock_ms: int = 0, idle_in_transaction_ms: int = 0) -> str:
+    """Session options bounding a web request's statements (0: no limit, PostgreSQL's default)."""
+    limits = {"statement_timeout": statement_ms, "lock_timeout": lock_ms,
+              "idle_in_transaction_session_timeout": idle_in_transaction_ms}
+    return "".join(f" -c {name}={ms}" for name, ms in limits.items() if ms)
+
+
+def make_engine(settings: Settings, *, web: bool = False, **kwargs) -> Engine:
+    """One engine per process; connections are pooled and checked before use.
+
+    ``web``: the service's engine, whose statements are bounded in time (``settings.db``) so that no request
+    holds a connection and a core for long; the command line, migrations and tests get no limit.
+    """
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     # PostgreSQL's JIT compiles every costly PostGIS query (≈0.7 s each here) and never pays it back
     # on the service's short, index-driven queries. Parallel plans likewise: the planner picks a parallel
     # seq scan for costly PostGIS expressions (a 3 ms vector tile became 40 ms), and starting workers for
     # each of many concurrent small requests costs more than it saves on a few cores.
-    kwargs.setdefault("connect_args", {"options": "-c jit=off -c max_parallel_workers_per_gather=0"})
+    options = "-c jit=off -c max_parallel_workers_per_gather=0"
+    if web:
+        db = settings.db
+        options += _timeouts(db.statement_timeout_ms, db.lock_timeout_ms, db.idle_in_transaction_timeout_ms)
+    kwargs.setdefault("connect_args", {"options": options})
     return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, **kwargs)
 
 
@@ -30,9 +45,11 @@ def make_read_engine(settings: Settings) -> Engine:
 
     Autocommit and no reset on return (nothing to roll back), no ping before use (a dropped connection is
     retried once by the caller), and generic plans for the prepared report statement, whose planning would
-    otherwise cost as much as running it.
+    otherwise cost as much as running it. Its statements are short: ``settings.db.read_statement_timeout_ms``
+    bounds them (autocommit, so no session ever waits inside a transaction).
     """
     options = "-c jit=off -c plan_cache_mode=force_generic_plan -c default_transaction_read_only=on"
+    options += _timeouts(settings.db.read_statement_timeout_ms)
     return create_engine(settings.sqlalchemy_url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=10,
                          pool_pre_ping=False, pool_reset_on_return=None, pool_recycle=1800,
                          connect_args={"options": options})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -107,6 +109,20 @@ class DatabaseUnavailable(ServiceError):
     title = "Base de données indisponible"
 
 
+class QueryTimeout(ServiceError):
+    """PostgreSQL cancelled a statement that ran longer than the session allows (``settings.db``)."""
+
+    status = 503
+    title = "Requête trop longue"
+
+
+class LockTimeout(ServiceError):
+    """A statement waited too long for a lock held by another change (an edit, an import)."""
+
+    status = 503
+    title = "Données en cours de modification"
+
+
 # -- open-data imports (services/importers/) -------------------------------------------------------------------
 class ImportFileError(ServiceError):
     """A file (or URL) an import cannot use at all: unreadable, wrong format, missing columns. Nothing is written."""
@@ -145,6 +161,27 @@ def _french(error: dict) -> str:
         return error["msg"]
 
 
+def database_problem(exc: Exception, statement_timeout_ms: int) -> ServiceError | None:
+    """The problem a database error stands for, when a client can do something about it; ``None`` for a fault.
+
+    ``exc`` is psycopg's error, raw or wrapped by SQLAlchemy. A cancelled statement names the time limit: the
+    one carried by the error (``timeout_ms``, set where the read engine is used), else ``statement_timeout_ms``.
+    """
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(error, psycopg.errors.QueryCanceled):
+        ms = getattr(error, "timeout_ms", None) or statement_timeout_ms
+        seconds = f"{ms / 1000:g}".replace(".", ",")
+        return QueryTimeout(f"La requête a dépassé le temps maximal accordé ({seconds} s) : restreignez la zone "
+                            "ou le filtre, ou réessayez dans un moment")
+    if isinstance(error, psycopg.errors.LockNotAvailable):
+        return LockTimeout("Ces données sont en cours de modification par une autre opération : réessayez dans un "
+                           "instant", headers={"Retry-After": "2"})
+    if isinstance(error, psycopg.DataError) and "NUL" in str(error):
+        # psycopg refuses the NUL character in text before sending it; no text of ours can hold one.
+        return InvalidParameter("Caractère NUL (\\0, %00) interdit dans une valeur")
+    return None
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves as problem details; the mapping lives here and nowhere else."""
 
@@ -153,6 +190,14 @@ def install_error_handlers(app: FastAPI) -> None:
         response = problem(exc.status, exc.title, exc.detail, parameter=exc.parameter, **exc.extra)
         response.headers.update(exc.headers)
         return response
+
+    @app.exception_handler(psycopg.Error)
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        known = database_problem(exc, request.app.state.settings.db.statement_timeout_ms)
+        if known is None:
+            raise exc  # a fault of ours: a 500, logged
+        return await _service_error(request, known)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -48,8 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = make_engine(settings)
+        app.state.engine = make_engine(settings, web=True)
         app.state.read_engine = make_read_engine(settings)
+        # Made at the first export (services/export_files.py), so that an instance that exports nothing leaves
+        # nothing in the temp folder.
+        app.state.export_dir = settings.resolved_export_dir()
         try:
             yield
         finally:

@@ -6,6 +6,8 @@ receives what it needs as arguments, so tests can run several configurations sid
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
@@ -25,6 +27,20 @@ class ClusterSettings(BaseModel):
     bin_dir: Path | None = None
 
 
+class DatabaseSettings(BaseModel):
+    """Time limits of the web service's database sessions, in milliseconds (0: none). The command line sets
+    none: imports, migrations and the demo run as long as they need."""
+
+    # Longest statement of the main engine (OGC API items and tiles, exports, /admin, edits).
+    statement_timeout_ms: int = Field(default=30_000, ge=0)
+    # Longest statement of the resident map's read engine (/api/nearby, /api/geocode, one OGC feature).
+    read_statement_timeout_ms: int = Field(default=5_000, ge=0)
+    # How long a statement of the main engine waits for a lock held by another (an edit, an import) before a 503.
+    lock_timeout_ms: int = Field(default=5_000, ge=0)
+    # A main-engine session left inside a transaction this long is closed (a stalled stream, a leaked transaction).
+    idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+
+
 class TerritorySettings(BaseModel):
     """What territory the service covers. Nothing else in the code names the Lot."""
 
@@ -41,6 +57,16 @@ class ApiSettings(BaseModel):
     # OGC API Features /items page size: default and maximum `limit` (a larger one is a 400).
     ogc_default_limit: int = Field(default=10, ge=1)
     ogc_max_limit: int = Field(default=10_000, ge=1)
+    # Caps on an OGC API `filter` (CQL2 text or JSON), each a 400 naming it: length in characters (also the
+    # cap on any other items parameter), nesting depth, elements in all, values of one IN list, terms of one
+    # AND/OR chain.
+    filter_max_chars: int = Field(default=16_384, ge=100)
+    filter_max_depth: int = Field(default=20, ge=3)
+    filter_max_nodes: int = Field(default=1_000, ge=10)
+    filter_max_list: int = Field(default=500, ge=1)
+    filter_max_terms: int = Field(default=100, ge=2)
+    # Where whole-layer exports are kept, rebuilt when their layer changes (default: the system's temp folder).
+    export_dir: Path | None = None
 
 
 class TileSettings(BaseModel):
@@ -112,6 +138,7 @@ class Settings(BaseSettings):
     # An existing PostGIS (postgresql://user:pass@host/db); when empty the private cluster is used.
     database_url: str | None = None
     cluster: ClusterSettings = ClusterSettings()
+    db: DatabaseSettings = DatabaseSettings()
     territory: TerritorySettings = TerritorySettings()
     api: ApiSettings = ApiSettings()
     map: MapSettings = MapSettings()
@@ -151,6 +178,13 @@ class Settings(BaseSettings):
     @property
     def uses_private_cluster(self) -> bool:
         return not self.database_url
+
+    def resolved_export_dir(self) -> Path:
+        """The export folder: the setting, else one per database under the system's temp folder."""
+        if self.api.export_dir:
+            return self.api.export_dir
+        database = hashlib.sha256(self.sqlalchemy_url.encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"geo-service-exports-{database}"
 
     def resolved_boundaries_dir(self) -> Path | None:
         """The folder of boundary files ``make run`` loads: the setting, else ../shared/data/lot if present."""

@@ -36,8 +36,10 @@ def rows(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[dict[st
 
 
 @pytest.fixture(scope="module")
-def client(settings: Settings, rows) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), base_url="http://localhost") as c:
+def client(settings: Settings, rows, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    # Export files go to a folder of the test's own, not the system temp folder's default.
+    api = settings.api.model_copy(update={"export_dir": tmp_path_factory.mktemp("exports")})
+    with TestClient(create_app(settings.model_copy(update={"api": api})), base_url="http://localhost") as c:
         yield c
 
 

@@ -51,7 +51,8 @@ def check_csrf(request: Request, principal: Principal, sent: str) -> None:
     else:
         nonce = request.cookies.get(PRE_LOGIN_COOKIE, "")
         expected = _pre_login_token(request, nonce) if nonce else ""
-    if not (expected and sent and hmac.compare_digest(sent, expected)):
+    # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, so a 500, for "é").
+    if not (expected and sent and hmac.compare_digest(sent.encode(), expected.encode())):
         raise Forbidden("Jeton anti-CSRF manquant ou invalide : rechargez la page et recommencez")
 
 

@@ -47,7 +47,17 @@ def read_only(request: Request, work: Callable[[Connection], T]) -> T:
     plans, no ping): for a single short statement, no BEGIN, ROLLBACK or ping around it. A connection found
     dead (there is no ping) is retried once, as ``api/nearby.py`` does."""
     state = request.app.state
-    engine = getattr(state, "read_engine", None) or state.engine
+    engine = getattr(state, "read_engine", None)
+    try:
+        return _retried_once(engine or state.engine, work)
+    except (psycopg.errors.QueryCanceled, DBAPIError) as exc:
+        if engine is not None and isinstance(getattr(exc, "orig", exc), psycopg.errors.QueryCanceled):
+            # The read engine's own time limit, for the problem the error becomes (errors.database_problem).
+            getattr(exc, "orig", exc).timeout_ms = state.settings.db.read_statement_timeout_ms
+        raise
+
+
+def _retried_once(engine: Engine, work: Callable[[Connection], T]) -> T:
     for attempt in (1, 2):
         try:
             with engine.connect() as conn:
@@ -152,7 +162,8 @@ def get_writer(request: Request, principal: PrincipalDep) -> Principal:
     rights.require_account(principal)
     if principal.via == "session":
         sent = request.headers.get(CSRF_HEADER, "")
-        if not (principal.csrf_token and hmac.compare_digest(sent, principal.csrf_token)):
+        # Bytes: a header is read as Latin-1, and compare_digest refuses str holding non-ASCII characters.
+        if not (principal.csrf_token and hmac.compare_digest(sent.encode(), principal.csrf_token.encode())):
             raise Forbidden("Jeton anti-CSRF manquant ou invalide (en-tête X-CSRF-Token) : rechargez la page")
     return principal
 

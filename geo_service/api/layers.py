@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import Engine
 
 from geo_service.api.deps import EngineDep, PublicLayerDep, RegistryDep, SettingsDep
+from geo_service.api.streams import started
 from geo_service.layers import LayerDecl
 from geo_service.services import features
 from geo_service.services.features import BBox
@@ -40,7 +41,7 @@ def layer_features(layer: PublicLayerDep, engine: EngineDep, settings: SettingsD
                    bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat (WGS84)")):
     box = BBox.parse(bbox) if bbox is not None else None
     return StreamingResponse(
-        _stream(engine, layer, box), media_type="application/geo+json",
+        started(_stream(engine, layer, box)), media_type="application/geo+json",
         headers={"Cache-Control": f"public, max-age={settings.api.cache_max_age_s}",
                  "Content-Disposition": f'inline; filename="{layer.id}.geojson"',
                  "X-Attribution": _ascii(layer.attribution)},

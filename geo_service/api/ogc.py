@@ -23,10 +23,12 @@ from geo_service.api.caching import cache_headers, etag_of, not_modified
 from geo_service.api.deps import ConnectionDep, ReaderDep, RegistryDep, SettingsDep, get_reader, read_only
 from geo_service.api.ogc_edit import feature_etag
 from geo_service.api.pages import templates_for
+from geo_service.api.streams import started
 from geo_service.errors import InvalidParameter
 from geo_service.services import layer_state
 from geo_service.services.ogc import catalog, query
 from geo_service.services.ogc.collection import Collection, open_collection, readable_collections
+from geo_service.services.ogc.cql2 import FilterLimits
 from geo_service.services.ogc.crs import CRS84, parse_crs
 from geo_service.services.ogc.openapi import ogc_openapi
 from geo_service.settings import Settings
@@ -195,7 +197,8 @@ def items(request: Request, coll: CollectionDep) -> Response:
     html = wants_html(request)
     pairs = request.query_params.multi_items()
     q = query.parse_items_query(coll, pairs, default_limit=settings.api.ogc_default_limit,
-                                max_limit=settings.api.ogc_max_limit)
+                                max_limit=settings.api.ogc_max_limit,
+                                filter_limits=FilterLimits.from_settings(settings.api))
     if html:
         # Browsers draw CRS84 (Leaflet); the HTML page therefore ignores crs.
         q = replace(q, crs=CRS84)
@@ -209,8 +212,9 @@ def items(request: Request, coll: CollectionDep) -> Response:
                 return Response(status_code=304, headers=headers)
             if query.is_streamed(q):
                 matched = query.count_matched(conn, coll, q)
-                return StreamingResponse(_stream(engine, coll, q, _items_members(request, coll, q, matched, html)),
-                                         media_type=catalog.GEOJSON, headers=headers)
+                members = _items_members(request, coll, q, matched, html)
+                return StreamingResponse(started(_stream(engine, coll, q, members)), media_type=catalog.GEOJSON,
+                                         headers=headers)
             page = query.read_page(conn, coll, q, with_state=False)
         else:
             # No conditional header, so no 304 to decide first: the layer's state comes in the page's statement.

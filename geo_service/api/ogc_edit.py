@@ -28,7 +28,7 @@ from geo_service.errors import (
     UnsupportedMediaType,
 )
 from geo_service.layers import LayerRegistry
-from geo_service.services import editing
+from geo_service.services import editing, untrusted_json
 from geo_service.services.accounts import Principal
 from geo_service.services.editing import EditContext, EditResult, EditRules
 from geo_service.services.ogc import query
@@ -49,6 +49,8 @@ _WRITE_RESPONSES = {
     415: {"description": "Type de contenu non pris en charge"},
     422: {"description": "Entité invalide (propriété ou géométrie)"},
 }
+# A feature nests at most 6 levels (a MultiPolygon in its geometry); the standard parser recurses on each level.
+BODY_MAX_DEPTH = 32
 _LOCK_RESPONSES = {**_WRITE_RESPONSES, 412: {"description": "Version périmée (If-Match)"},
                    428: {"description": "If-Match requis"}}
 
@@ -94,8 +96,12 @@ def json_body(request: Request, raw: bytes, types: tuple[str, ...]) -> object:
         raise UnsupportedMediaType(f"Type de contenu « {media or 'absent'} » non pris en charge ; types acceptés : "
                                    f"{', '.join(types)}")
     try:
-        return json.loads(raw)
+        return untrusted_json.loads(raw, BODY_MAX_DEPTH)
+    except untrusted_json.TooDeep:
+        raise InvalidParameter(f"Corps JSON trop imbriqué : plus de {BODY_MAX_DEPTH} niveaux de tableaux ou d'objets",
+                               parameter="body", limit=BODY_MAX_DEPTH) from None
     except (ValueError, UnicodeDecodeError) as exc:
+        # NaN, Infinity and numbers beyond a double are not JSON (RFC 8259), though Python's parser reads them.
         raise InvalidParameter(f"Corps JSON invalide : {exc}", parameter="body") from None
 
 

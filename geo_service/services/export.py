@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -115,8 +114,8 @@ def _csv(value: object) -> str:
     return _json_value(value) if isinstance(value, date | datetime) else str(value)  # type: ignore[return-value]
 
 
-def geopackage(conn: Connection, layer: LayerDecl, reader: Reader, directory: Path | None = None) -> Path:
-    """A GeoPackage file (one layer, EPSG:4326) with the licence and attribution in its description."""
+def geopackage(conn: Connection, layer: LayerDecl, reader: Reader, path: Path) -> Path:
+    """Write ``path``, a GeoPackage (one layer, EPSG:4326) with the licence and attribution in its description."""
     import geopandas
     import pandas
     from shapely.geometry import shape
@@ -128,8 +127,6 @@ def geopackage(conn: Connection, layer: LayerDecl, reader: Reader, directory: Pa
         geoms.append(shape(json.loads(row[-1])))
     frame = geopandas.GeoDataFrame(pandas.DataFrame.from_records(records, columns=["fid_source", *columns]),
                                    geometry=geoms, crs="EPSG:4326")
-    folder = Path(directory or tempfile.mkdtemp(prefix="geo-service-export-"))
-    path = folder / f"{layer.id}.gpkg"
     description = f"{layer.title}. Licence : {layer.licence}. Attribution : {layer.attribution}."
     frame.to_file(path, driver="GPKG", layer=layer.id, engine="pyogrio",
                   layer_options={"DESCRIPTION": description, "IDENTIFIER": layer.title},

@@ -82,12 +82,12 @@ def stream_geojson(conn: Connection, layer: LayerDecl, bbox: BBox | None = None,
         f"FROM {_quote(layer.id)} WHERE {' AND '.join(where)} ORDER BY fid"
     )
     result = conn.execution_options(stream_results=True, yield_per=STREAM_BATCH).execute(sql, params)
-    yield '{"type":"FeatureCollection","features":['
-    first = True
-    for partition in result.partitions():
-        chunk = ",".join(row[0] for row in partition)
-        yield chunk if first else "," + chunk
-        first = False
+    # The first batch before the first chunk: the query runs before the answer starts (api/streams.started).
+    partitions = result.partitions()
+    first = next(partitions, [])
+    yield '{"type":"FeatureCollection","features":[' + ",".join(row[0] for row in first)
+    for partition in partitions:
+        yield "," + ",".join(row[0] for row in partition)
     yield "]}"
 
 

@@ -8,6 +8,7 @@ cannot know our types: a literal must be checked against the declared type of th
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -20,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from geo_service.errors import InvalidParameter
 from geo_service.services.ogc.collection import GEOMETRY_NAMES, Collection
-from geo_service.services.ogc.cql2 import parse_instant
+from geo_service.services.ogc.cql2 import chain_terms, parse_instant
 from geo_service.services.ogc.crs import Crs
 
 _COMPARISONS = {
@@ -81,10 +82,10 @@ class _Translator:
         self.collection, self.crs = collection, filter_crs
 
     def condition(self, node: object) -> ColumnElement[bool]:  # noqa: C901 — one branch per CQL2 node kind
-        if isinstance(node, ast.And):
-            return and_(self.condition(node.lhs), self.condition(node.rhs))
-        if isinstance(node, ast.Or):
-            return or_(self.condition(node.lhs), self.condition(node.rhs))
+        if isinstance(node, ast.And | ast.Or):
+            # One flat AND/OR of the chain's terms: no recursion (and no SQL nesting) as deep as the chain is long.
+            combine = and_ if isinstance(node, ast.And) else or_
+            return combine(*(self.condition(term) for term in chain_terms(node)))
         if isinstance(node, ast.Not):
             return not_(self.condition(node.sub_node))
         if isinstance(node, ast.Include):
@@ -147,6 +148,8 @@ class _Translator:
         value = term.value
         if prop_type in ("integer", "number"):
             ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if ok and not (math.isfinite(value) and -(2**63) <= value < 2**63):
+                raise _refuse(f"le nombre {value!r:.40} dépasse ce que la propriété « {name} » peut valoir")
         elif prop_type in ("string", "string_list"):
             ok = isinstance(value, str)
         elif prop_type == "boolean":

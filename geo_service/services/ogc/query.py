@@ -8,6 +8,7 @@ table built from the layer declaration; every value the client sends is a bound 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -46,6 +47,9 @@ from geo_service.services.ogc.crs import CRS84, BBox, Crs, envelope, parse_bbox,
 from geo_service.services.ogc.filters import to_condition
 
 STREAM_BATCH = 1000
+# PostgreSQL's integer (LIMIT/OFFSET are bound as such) and bigint (integer properties) ranges.
+MAX_OFFSET = 2**31 - 1
+_BIGINT = (-(2**63), 2**63 - 1)
 # Query parameters of OGC API Features Parts 1–3 that are not property filters.
 STANDARD_PARAMETERS = frozenset({
     "f", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "filter", "filter-lang", "filter-crs",
@@ -70,29 +74,39 @@ class ItemsQuery:
     reusable: bool = False
 
 
-def _integer(value: str, parameter: str, minimum: int) -> int:
+def _integer(value: str, parameter: str, minimum: int, maximum: int = MAX_OFFSET) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise InvalidParameter(f"{parameter} doit être un entier, reçu « {value} »", parameter=parameter) from None
+        raise InvalidParameter(f"{parameter} doit être un entier, reçu « {value[:40]} »",
+                               parameter=parameter) from None
     if number < minimum:
         raise InvalidParameter(f"{parameter} doit être supérieur ou égal à {minimum}", parameter=parameter)
+    if number > maximum:
+        raise InvalidParameter(f"{parameter} ne peut dépasser {maximum}", parameter=parameter)
     return number
 
 
-def _single(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+def _single(pairs: Iterable[tuple[str, str]], max_chars: int) -> dict[str, str]:
+    """The parameters by name: each given once, of at most ``max_chars`` characters and without NUL (PostgreSQL
+    refuses it in text, and no value of ours holds one)."""
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
             raise InvalidParameter(f"Paramètre « {key} » répété", parameter=key)
+        if len(value) > max_chars:
+            raise InvalidParameter(f"Paramètre « {key} » trop long : {len(value)} caractères, au plus {max_chars}",
+                                   parameter=key, limit=max_chars)
+        if "\x00" in value:
+            raise InvalidParameter(f"Paramètre « {key} » invalide : caractère NUL (%00) interdit", parameter=key)
         params[key] = value
     return params
 
 
 def parse_items_query(collection: Collection, pairs: Iterable[tuple[str, str]], *, default_limit: int,
-                      max_limit: int) -> ItemsQuery:
+                      max_limit: int, filter_limits: cql2.FilterLimits = cql2.DEFAULT_LIMITS) -> ItemsQuery:
     """Check every query parameter of ``/items`` and turn it into SQL pieces; any mistake is a 400 naming it."""
-    params = _single(pairs)
+    params = _single(pairs, filter_limits.max_chars)
     unknown = [k for k in params if k not in STANDARD_PARAMETERS and k not in collection.props]
     if unknown:
         raise InvalidParameter(f"Paramètre inconnu « {unknown[0]} » : ni paramètre standard ni propriété "
@@ -114,7 +128,7 @@ def parse_items_query(collection: Collection, pairs: Iterable[tuple[str, str]], 
     filter_crs = parse_crs(params.get("filter-crs"), "filter-crs")
     lang = params.get("filter-lang", "cql2-text")
     if "filter" in params:
-        conditions.append(to_condition(cql2.parse(params["filter"], lang), collection, filter_crs))
+        conditions.append(to_condition(cql2.parse(params["filter"], lang, filter_limits), collection, filter_crs))
     elif lang not in cql2.LANGUAGES:
         cql2.parse("", lang)  # refuses the language, naming filter-lang
     conditions.extend(property_condition(collection.props[k], v) for k, v in params.items() if k in collection.props)
@@ -132,7 +146,7 @@ def parse_items_query(collection: Collection, pairs: Iterable[tuple[str, str]], 
 def _boolean(value: str, parameter: str) -> bool:
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
-    raise InvalidParameter(f"{parameter} vaut true ou false, reçu « {value} »", parameter=parameter)
+    raise InvalidParameter(f"{parameter} vaut true ou false, reçu « {value[:40]} »", parameter=parameter)
 
 
 def datetime_conditions(collection: Collection, value: str) -> list[ColumnElement[bool]]:
@@ -176,8 +190,12 @@ def property_condition(prop: Prop, raw: str) -> ColumnElement[bool]:
     try:
         if prop.type == "integer":
             value: object = int(raw)
+            if not _BIGINT[0] <= value <= _BIGINT[1]:
+                raise ValueError("entier hors limites")
         elif prop.type == "number":
             value = float(raw)
+            if not math.isfinite(value):
+                raise ValueError("nombre non fini")
         elif prop.type == "boolean":
             value = _boolean(raw, prop.name)
         elif prop.is_temporal:
@@ -187,7 +205,7 @@ def property_condition(prop: Prop, raw: str) -> ColumnElement[bool]:
         else:
             value = raw
     except (ValueError, InvalidParameter):
-        raise InvalidParameter(f"{prop.name} : valeur « {raw} » invalide pour le type {prop.type}",
+        raise InvalidParameter(f"{prop.name} : valeur « {raw[:40]} » invalide pour le type {prop.type}",
                                parameter=prop.name) from None
     codes = prop.field.code_values if prop.field else None
     if codes is not None and value not in codes:
@@ -198,14 +216,22 @@ def property_condition(prop: Prop, raw: str) -> ColumnElement[bool]:
     return prop.column == literal(value)
 
 
+def _once(names: Iterable[str], parameter: str) -> Iterator[str]:
+    # Each property at most once: a list is then never longer than the layer's properties.
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InvalidParameter(f"{parameter} : propriété « {name[:40]} » répétée", parameter=parameter)
+        seen.add(name)
+        yield name
+
+
 def sort_spec(collection: Collection, value: str) -> list[tuple[Prop, bool]]:
-    """``sortby=+nom,-date`` as (property, descending) pairs: declared properties only, else a 400."""
-    spec = []
-    for item in (v.strip() for v in value.split(",") if v.strip()):
-        # A '+' in a URL query decodes to a space; strip() above already took it.
-        descending, name = item.startswith("-"), item.lstrip("+-")
-        spec.append((collection.prop(name, "sortby"), descending))
-    return spec
+    """``sortby=+nom,-date`` as (property, descending) pairs: declared properties only, each once, else a 400."""
+    # A '+' in a URL query decodes to a space; strip() takes it.
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    names = list(_once((item.lstrip("+-") for item in items), "sortby"))
+    return [(collection.prop(name, "sortby"), item.startswith("-")) for name, item in zip(names, items, strict=True)]
 
 
 def _order_by(collection: Collection, spec: Iterable[tuple[Prop, bool]]) -> list[ColumnElement]:
@@ -222,7 +248,8 @@ def sort_order(collection: Collection, value: str) -> list[ColumnElement]:
 def select_properties(collection: Collection, value: str | None) -> list[Prop]:
     if value is None:
         return list(collection.props.values())
-    return [collection.prop(name.strip(), "properties") for name in value.split(",") if name.strip()]
+    names = (name.strip() for name in value.split(",") if name.strip())
+    return [collection.prop(name, "properties") for name in _once(names, "properties")]
 
 
 def _properties_json(props: Iterable[Prop]) -> ColumnElement:
@@ -310,10 +337,15 @@ def is_streamed(query: ItemsQuery) -> bool:
 
 def stream_feature_collection(conn: Connection, collection: Collection, query: ItemsQuery,
                               members: dict) -> Iterator[str]:
-    """A GeoJSON FeatureCollection, streamed; ``numberReturned`` is counted on the way, then ``members``."""
-    yield '{"type":"FeatureCollection","features":['
-    returned = 0
-    for batch in feature_batches(conn, collection, query):
+    """A GeoJSON FeatureCollection, streamed; ``numberReturned`` is counted on the way, then ``members``.
+
+    The first batch is fetched before the first chunk is yielded (``api/streams.started``).
+    """
+    batches = feature_batches(conn, collection, query)
+    first = next(batches, [])
+    yield '{"type":"FeatureCollection","features":[' + ",".join(first)
+    returned = len(first)
+    for batch in batches:
         yield ("," if returned else "") + ",".join(batch)
         returned += len(batch)
     tail = json.dumps({"numberReturned": returned, **members}, ensure_ascii=False, default=str)
