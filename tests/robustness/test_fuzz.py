@@ -17,17 +17,17 @@ from collections.abc import Iterator
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
 from geo_service.main import create_app
-from robustness.conftest import World, build_world, scratch_database
+from robustness.support import World, build_world, scratch_database
 
 # Examples per operation: ≈70 operations in the two documents; FUZZ_EXAMPLES raises it for a longer run.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))
