@@ -45,7 +45,7 @@ from robustness.fuzzing import from_url, fuzz, known_values  # noqa: E402
 
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
 CLIENTS = int(os.environ.get("SOAK_CLIENTS", "8"))
-FUZZ_EXAMPLES = int(os.environ.get("SOAK_FUZZ_EXAMPLES", "150"))
+FUZZ_EXAMPLES = int(os.environ.get("SOAK_FUZZ_EXAMPLES", "200"))
 DATABASE = os.environ.get("SOAK_DATABASE", "geo_service_soak")
 DOC = PROJECT_ROOT / "docs" / "robustness.md"
 OUTPUT = PROJECT_ROOT / "test-output" / "soak.json"

@@ -220,7 +220,7 @@ def test_200_simultaneous_edits_lose_no_update(own_cluster: Cluster):
                  for fid in fids}
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(lambda n: _edit(own_cluster.url, world.tokens["admin"], fids[n % 3], n), range(200)))
-    written = {etag: f"édition {n}" for n, (_, status, etag) in enumerate(results) if status == 200}
+    written = {(fid, etag): f"édition {n}" for n, (fid, status, etag) in enumerate(results) if status == 200}
     statuses = Counter(status for _, status, _ in results)
     assert set(statuses) <= {200, 409, 412, 428}, statuses
     assert statuses[200] >= len(fids), statuses  # at least the first edit of each feature went through
@@ -237,4 +237,4 @@ def test_200_simultaneous_edits_lose_no_update(own_cluster: Cluster):
             lieu, version = conn.execute(text("SELECT lieu, version FROM wifi_hotspots WHERE fid = :f"),
                                          {"f": fid}).one()
             assert version == versions[-1]
-            assert lieu == written[f'"v{version}"']  # the final state is the last successful write
+            assert lieu == written[(fid, f'"v{version}"')]  # the final state is the last successful write
