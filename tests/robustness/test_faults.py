@@ -28,6 +28,7 @@ from browser_support import serve_app
 from sqlalchemy import text
 
 from geo_service.cluster import PrivateCluster
+from geo_service.db import migrate
 from geo_service.main import create_app
 from geo_service.settings import ClusterSettings, Settings
 from robustness.support import World, build_world, table_checksum
@@ -63,8 +64,6 @@ def own_cluster(tmp_path_factory, registry, boundaries_dir) -> Iterator[Cluster]
         cluster.up()
         settings = Settings(mode="test", database_url=f"postgresql://{cluster.owner}@/faults?"
                                                       f"host={cluster.data_dir.resolve()}&port={cluster.port}")
-        from geo_service.db import migrate
-
         migrate(settings)
         world = build_world(settings, registry, boundaries_dir)
         with serve_app(create_app(settings)) as url:

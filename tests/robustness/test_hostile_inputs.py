@@ -14,6 +14,7 @@ naming that part: when the fix lands, the mark must go.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -25,6 +26,7 @@ from shapely.geometry import shape
 from sqlalchemy import text
 
 from geo_service.main import create_app
+from geo_service.services import accounts
 from robustness.support import World, build_world, scratch_database, table_checksum
 
 SQL_FRAGMENTS = ["' OR 1=1--", '"; DROP TABLE premises; --', "$$", "1; SELECT pg_sleep(5)--", "')) OR true--"]
@@ -195,8 +197,6 @@ def test_markup_is_escaped_on_every_page_that_shows_it(client, world, stored_mar
         "OGC item page": client.get(f"/ogc/collections/third_places/items/{fid}", params={"f": "html"}),
     }
     with world.engine.begin() as conn:
-        from geo_service.services import accounts
-
         cookie, _ = accounts.open_session(conn, accounts.get_account(conn, "rb-admin").id, "127.0.0.1", 1)
     client.cookies.set("gs_session", cookie)
     try:
@@ -278,8 +278,6 @@ def zone(ring: list[list[float]], **props: object) -> dict:
 
 
 def ring_around(lon: float, lat: float, vertices: int, radius: float = 0.01) -> list[list[float]]:
-    import math
-
     points = [[round(lon + radius * math.cos(2 * math.pi * i / vertices), 6),
                round(lat + radius * math.sin(2 * math.pi * i / vertices), 6)] for i in range(vertices)]
     return [*points, points[0]]
