@@ -8,13 +8,19 @@ PY      := $(VENV)/bin/python
 GS      := $(VENV)/bin/geo-service
 PYTEST_ARGS ?=
 
-.PHONY: run test setup install vendor system-deps system-deps-test lint clean-db
+.PHONY: run test soak setup install vendor system-deps system-deps-test lint clean-db
 
 run: system-deps setup
 	$(GS) serve
 
 test: system-deps-test setup
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# On demand: the service under load for SOAK_SECONDS (600) then fuzzed at length; figures in docs/robustness.md.
+SOAK_SECONDS ?= 600
+soak: install
+	$(GS) db up
+	SOAK_SECONDS=$(SOAK_SECONDS) $(PY) tests/robustness/soak.py
 
 setup: install
 	$(GS) db up

@@ -357,6 +357,10 @@ def main() -> None:
     except (LayerDeclarationError, ClusterError) as exc:
         fail(str(exc))
     except OperationalError as exc:
+        # SQLSTATE class 53: the server is there but out of disk, memory or connections; the transaction is undone.
+        if (getattr(exc.orig, "sqlstate", None) or "").startswith("53"):
+            disk = " (disque plein)" if exc.orig.sqlstate == "53100" else ""
+            fail(f"la base de données manque d'espace ou de ressources{disk} : rien n'a été écrit ({exc.orig})")
         fail(f"base de données injoignable ({exc.orig}). Le cluster tourne-t-il ? « geo-service db status »")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -131,6 +133,26 @@ class ImportFileError(ServiceError):
     title = "Fichier d'import inutilisable"
 
 
+# SQLSTATEs of a database that cannot be reached, is shutting down or starting, or has no connection left
+# (PostgreSQL, appendix A: class 08, 57P01–57P03, 53300). A driver error without SQLSTATE is a failed connection.
+_UNREACHABLE = ("08", "57P01", "57P02", "57P03", "53300")
+# Seconds a client should wait before trying again while the database is away (a restart takes a few).
+RETRY_AFTER_S = 5
+log = logging.getLogger("geo_service")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means "the database is away" (503, try again) rather than a fault of ours."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    return state is None or state.startswith(_UNREACHABLE)
+
+
 def problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
     body.update({k: v for k, v in extra.items() if v is not None})
@@ -191,13 +213,19 @@ def install_error_handlers(app: FastAPI) -> None:
         response.headers.update(exc.headers)
         return response
 
-    @app.exception_handler(psycopg.Error)
     @app.exception_handler(DBAPIError)
+    @app.exception_handler(psycopg.Error)
     async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        # Raised through SQLAlchemy (DBAPIError) or straight from the driver (the read engine's own statements).
+        if database_unavailable(exc):
+            error = DatabaseUnavailable("La base de données est momentanément injoignable : réessayez dans "
+                                        "quelques secondes", headers={"Retry-After": str(RETRY_AFTER_S)})
+            return await _service_error(request, error)
         known = database_problem(exc, request.app.state.settings.db.statement_timeout_ms)
-        if known is None:
-            raise exc  # a fault of ours: a 500, logged
-        return await _service_error(request, known)
+        if known is not None:  # a statement cut by its time limit, a lock wait, a NUL in text
+            return await _service_error(request, known)
+        log.exception("database error on %s %s", request.method, request.url.path, exc_info=exc)
+        return problem(500, "Erreur interne", "Erreur interne du service : elle a été consignée")
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -115,6 +115,8 @@ class EditingSettings(BaseModel):
 
     # An EPCI contributor's geometry may stick out of its EPCI's perimeter by this much (digitising slack).
     perimeter_tolerance_m: float = Field(default=50.0, ge=0)
+    # A geometry sent by an editor may have at most this many vertices (each costs every check and every tile).
+    max_vertices: int = Field(default=100_000, ge=4)
     # Request bodies above this are refused with a 413 before being read.
     max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
     # Files sent to /admin/import (bulk import, open-data files) may be larger than an API body.

@@ -95,11 +95,14 @@ def reject(request: Request, request_id: int, principal: WriterDep, registry: Re
 
 
 # -- history ------------------------------------------------------------------------------------------------------
-@router.get("/history.csv", summary="Export d'audit (CSV)")
-def audit_csv(request: Request, principal: PrincipalDep, layer: str | None = None,
+@router.get("/history.csv", summary="Export d'audit (CSV)", responses={200: {"content": {"text/csv": {}}}})
+def audit_csv(request: Request, principal: PrincipalDep, registry: RegistryDep, layer: str | None = None,
               since: Annotated[datetime | None, Query(description="Depuis (ISO 8601)")] = None,
               until: Annotated[datetime | None, Query(description="Jusqu'à, exclu (ISO 8601)")] = None) -> Response:
     rights.require_admin(principal)
+    # The layer names the file (Content-Disposition): a name that is not a layer's would reach the header as is.
+    if layer is not None and layer not in registry:
+        raise InvalidParameter(f"Aucune couche « {layer} »", parameter="layer")
     since, until = (d.replace(tzinfo=LOCAL_TIME) if d and d.tzinfo is None else d for d in (since, until))
 
     def rows():

@@ -21,7 +21,8 @@ from geo_service.services import export, export_files
 router = APIRouter(prefix="/api/export", tags=["Export"])
 
 
-@router.get("/{layer_id}", summary="Exporter une couche (GeoJSON, GeoPackage, CSV) avec sa licence")
+@router.get("/{layer_id}", summary="Exporter une couche (GeoJSON, GeoPackage, CSV) avec sa licence",
+            responses={200: {"content": {media: {} for media in export.FORMATS.values()}}})
 def export_layer(request: Request, layer_id: str, registry: RegistryDep, reader: ReaderDep, settings: SettingsDep,
                  format: str = Query("geojson", description="geojson, gpkg ou csv")) -> Response:  # noqa: A002
     fmt = export.check_format(format)

@@ -151,7 +151,8 @@ def landing(request: Request, settings: SettingsDep) -> Response:
     return document(request, settings, doc, media_type=catalog.JSON, template="ogc/landing.html")
 
 
-@router.get("/api", summary="Description OpenAPI 3.0 de l'API OGC")
+@router.get("/api", summary="Description OpenAPI 3.0 de l'API OGC",
+            responses={200: {"content": {catalog.OPENAPI_JSON: {"schema": {"type": "object"}}}}})
 def api_description(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep) -> Response:
     doc = ogc_openapi(request.app, settings.api, readable_collections(registry, reader), _base(request))
     return JSONResponse(doc, media_type=catalog.OPENAPI_JSON)
@@ -179,7 +180,8 @@ def collection(request: Request, settings: SettingsDep, coll: CollectionDep, con
                     context={"queryables": catalog.queryables(coll, _base(request))})
 
 
-@router.get("/collections/{collectionId}/queryables", summary="Propriétés interrogeables (JSON Schema)")
+@router.get("/collections/{collectionId}/queryables", summary="Propriétés interrogeables (JSON Schema)",
+            responses={200: {"content": {catalog.SCHEMA_JSON: {"schema": {"type": "object"}}, catalog.HTML: {}}}})
 def queryables(request: Request, settings: SettingsDep, coll: CollectionDep) -> Response:
     doc = catalog.queryables(coll, _base(request))
     return document(request, settings, doc, media_type=catalog.SCHEMA_JSON, template="ogc/queryables.html",

@@ -53,6 +53,26 @@ _WRITE_RESPONSES = {
 BODY_MAX_DEPTH = 32
 _LOCK_RESPONSES = {**_WRITE_RESPONSES, 412: {"description": "Version périmée (If-Match)"},
                    428: {"description": "If-Match requis"}}
+# The bodies and headers the handlers read by hand, described for clients and for the fuzzing of
+# tests/robustness (without them a generated request would carry no body at all).
+_GEOMETRY = {"type": "object", "required": ["type", "coordinates"],
+             "properties": {"type": {"type": "string", "enum": ["Point", "MultiPoint", "LineString",
+                                                                "MultiLineString", "Polygon", "MultiPolygon"]},
+                            "coordinates": {"type": "array", "items": {}}}}
+_FEATURE = {"type": "object", "required": ["type", "geometry", "properties"],
+            "properties": {"type": {"type": "string", "enum": ["Feature"]}, "id": {},
+                           "geometry": {"anyOf": [_GEOMETRY, {"type": "null"}]},
+                           "properties": {"type": "object", "additionalProperties": True}}}
+_MERGE_PATCH = {"type": "object", "properties": {"geometry": _GEOMETRY,
+                                                 "properties": {"type": "object", "additionalProperties": True}}}
+_IF_MATCH = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+             "description": "ETag de la version modifiée (obligatoire sauf jeton QGIS)"}
+_CONTENT_CRS = {"name": "Content-Crs", "in": "header", "required": False, "schema": {"type": "string"},
+                "description": "CRS des géométries du corps, entre chevrons (CRS84 par défaut)"}
+
+
+def _body(schema: dict, *types: str) -> dict:
+    return {"requestBody": {"required": True, "content": {media: {"schema": schema} for media in types}}}
 
 
 def feature_etag(version: int, *variant: object) -> str:
@@ -145,7 +165,8 @@ def _answer(request: Request, conn: Connection, coll: Collection, result: EditRe
 
 
 @router.post("/collections/{collectionId}/items", status_code=201, summary="Créer une entité",
-             responses={**_WRITE_RESPONSES, 202: {"description": "Proposition enregistrée (contributeur EPCI)"}})
+             responses={**_WRITE_RESPONSES, 202: {"description": "Proposition enregistrée (contributeur EPCI)"}},
+             openapi_extra={**_body(_FEATURE, *FEATURE_TYPES), "parameters": [_CONTENT_CRS]})
 def create_item(request: Request, collectionId: str, principal: WriterDep, reader: ReaderDep,  # noqa: N803
                 registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
     coll = _collection(registry, collectionId, reader)
@@ -156,7 +177,8 @@ def create_item(request: Request, collectionId: str, principal: WriterDep, reade
 
 
 @router.put("/collections/{collectionId}/items/{featureId}", summary="Remplacer une entité (If-Match requis)",
-            responses=_LOCK_RESPONSES)
+            responses=_LOCK_RESPONSES,
+            openapi_extra={**_body(_FEATURE, *FEATURE_TYPES), "parameters": [_IF_MATCH, _CONTENT_CRS]})
 def replace_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                  reader: ReaderDep, registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
     coll = _collection(registry, collectionId, reader)
@@ -169,7 +191,8 @@ def replace_item(request: Request, collectionId: str, featureId: str, principal:
 
 
 @router.patch("/collections/{collectionId}/items/{featureId}", summary="Modifier une entité (merge patch)",
-              responses=_LOCK_RESPONSES)
+              responses=_LOCK_RESPONSES,
+              openapi_extra={**_body(_MERGE_PATCH, *PATCH_TYPES), "parameters": [_IF_MATCH, _CONTENT_CRS]})
 def patch_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                reader: ReaderDep, registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
     coll = _collection(registry, collectionId, reader)
@@ -182,7 +205,8 @@ def patch_item(request: Request, collectionId: str, featureId: str, principal: W
 
 
 @router.delete("/collections/{collectionId}/items/{featureId}", status_code=204,
-               summary="Supprimer une entité (suppression logique, If-Match requis)", responses=_LOCK_RESPONSES)
+               summary="Supprimer une entité (suppression logique, If-Match requis)", responses=_LOCK_RESPONSES,
+               openapi_extra={"parameters": [_IF_MATCH]})
 def delete_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                 reader: ReaderDep, registry: RegistryDep, settings: SettingsDep) -> Response:
     coll = _collection(registry, collectionId, reader)

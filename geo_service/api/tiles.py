@@ -101,7 +101,8 @@ def collection_tileset(request: Request, settings: SettingsDep, registry: Regist
     return _json(request, settings, tilesets.tileset_metadata(tileset, base, settings.tiles))
 
 
-@router.get(f"/ogc/collections/{{collectionId}}/tiles/{TMS_PATH}/tilejson.json", summary="TileJSON 3.0")
+@router.get(f"/ogc/collections/{{collectionId}}/tiles/{TMS_PATH}/tilejson.json", summary="TileJSON 3.0",
+            responses={200: {"content": {tilesets.TILEJSON: {"schema": {"type": "object"}}}}})
 def collection_tilejson(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                         conn: ConnectionDep, collectionId: str, tileMatrixSetId: str) -> Response:  # noqa: N803
     tiles.check_tms(tileMatrixSetId)
@@ -142,7 +143,8 @@ def dataset_tileset(request: Request, settings: SettingsDep, registry: RegistryD
     return _json(request, settings, tilesets.tileset_metadata(tileset, _base(request), settings.tiles))
 
 
-@router.get(f"/ogc/tiles/{TMS_PATH}/tilejson.json", summary="TileJSON 3.0 de toutes les couches")
+@router.get(f"/ogc/tiles/{TMS_PATH}/tilejson.json", summary="TileJSON 3.0 de toutes les couches",
+            responses={200: {"content": {tilesets.TILEJSON: {"schema": {"type": "object"}}}}})
 def dataset_tilejson(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                      conn: ConnectionDep, tileMatrixSetId: str) -> Response:  # noqa: N803
     tiles.check_tms(tileMatrixSetId)

@@ -42,10 +42,12 @@ class EditRules:
     territory_name: str
     territory_tolerance_m: float
     perimeter_tolerance_m: float
+    max_vertices: int = 100_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EditRules:
-        return cls(settings.territory.name, settings.territory.tolerance_m, settings.editing.perimeter_tolerance_m)
+        return cls(settings.territory.name, settings.territory.tolerance_m, settings.editing.perimeter_tolerance_m,
+                   settings.editing.max_vertices)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def _feature_parts(feature: object, fid: int | None = None) -> tuple[dict, objec
     if fid is not None and feature.get("id") not in (None, fid, str(fid)):
         raise InvalidParameter(f"L'identifiant du corps ({feature.get('id')}) diffère de celui de l'adresse ({fid})",
                                parameter="id")
-    props = feature.get("properties") or {}
+    props = feature.get("properties")
+    props = {} if props is None else props
     if not isinstance(props, dict):
         raise InvalidParameter("« properties » doit être un objet", parameter="properties")
     return props, feature.get("geometry"), "geometry" in feature
@@ -156,7 +159,7 @@ def _integrity(exc: IntegrityError, layer: LayerDecl) -> Exception:
 def _check(conn: Connection, ctx: EditContext, layer: LayerDecl, props: Mapping[str, object],
            geometry: object) -> tuple[dict, Shape]:
     typed = check_properties(layer, props)
-    shape = parse_geometry(layer, geometry, ctx.crs)
+    shape = parse_geometry(layer, geometry, ctx.crs, max_vertices=ctx.rules.max_vertices)
     check_in_territory(conn, shape, ctx.rules.territory_tolerance_m, ctx.rules.territory_name)
     return typed, shape
 
@@ -259,7 +262,8 @@ def patch_feature(conn: Connection, ctx: EditContext, layer_id: str, fid: int, p
     check_version(before, expected_version)
     if not isinstance(patch, dict):
         raise InvalidParameter("Corps attendu : un objet JSON (merge patch)", parameter="body")
-    props = patch.get("properties") or {}
+    props = patch.get("properties")
+    props = {} if props is None else props
     if not isinstance(props, dict):
         raise InvalidParameter("« properties » doit être un objet", parameter="properties")
     hidden = set() if rights.reader_for(conn, ctx.principal, ctx.at).sees_restricted(layer) else \

@@ -58,13 +58,20 @@ def _bad(message: str) -> InvalidFeature:
     return InvalidFeature(message, field="geometry")
 
 
-def _numbers(coordinates: object) -> list[float]:
-    """Every number of a GeoJSON ``coordinates`` array, refusing anything that is not a finite number."""
+def _numbers(coordinates: object, max_vertices: int | None = None) -> list[float]:
+    """Every number of a GeoJSON ``coordinates`` array, refusing anything that is not a finite number, and more
+    than ``max_vertices`` positions (counted before any geometry is built from them)."""
     out: list[float] = []
+    vertices = 0
     stack = [coordinates]
     while stack:
         item = stack.pop()
         if isinstance(item, list):
+            if item and not isinstance(item[0], list):
+                vertices += 1
+                if max_vertices is not None and vertices > max_vertices:
+                    raise _bad(f"Géométrie trop détaillée : plus de {max_vertices} sommets (limite du service) ; "
+                               "simplifiez-la ou découpez-la")
             stack.extend(item)
         elif isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item):
             out.append(float(item))
@@ -121,8 +128,12 @@ def _validity(geom: BaseGeometry) -> None:
     raise _bad(f"Géométrie invalide : {french}{near}")
 
 
-def parse_geometry(layer: LayerDecl, value: object, crs: Crs = CRS84) -> Shape:
-    """A GeoJSON geometry in ``crs``, checked and brought to the storage CRS and the layer's geometry type."""
+def parse_geometry(layer: LayerDecl, value: object, crs: Crs = CRS84, *, max_vertices: int | None = None) -> Shape:
+    """A GeoJSON geometry in ``crs``, checked and brought to the storage CRS and the layer's geometry type.
+
+    Polygons come out with the winding of RFC 7946 (exterior rings counterclockwise, holes clockwise), whatever
+    the winding sent: GeoJSON readers may rely on it, and the stored rows then all agree.
+    """
     if value is None:
         raise _bad("La géométrie est obligatoire")
     if not isinstance(value, dict) or "type" not in value:
@@ -133,7 +144,7 @@ def parse_geometry(layer: LayerDecl, value: object, crs: Crs = CRS84) -> Shape:
                    f"{layer.geometry}")
     if "coordinates" not in value:
         raise _bad("Géométrie sans « coordinates »")
-    _numbers(value["coordinates"])
+    _numbers(value["coordinates"], max_vertices)
     try:
         geom = shapely.force_2d(shape(value))
     except (ValueError, TypeError, IndexError, AttributeError, GEOSException) as exc:
@@ -148,6 +159,8 @@ def parse_geometry(layer: LayerDecl, value: object, crs: Crs = CRS84) -> Shape:
     _check_ranges(geom, crs)
     geom = _reproject(geom, crs)
     _validity(geom)
+    if geom.geom_type in ("Polygon", "MultiPolygon"):
+        geom = shapely.orient_polygons(geom, exterior_cw=False)
     return Shape(geom)
 
 
