@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+from pydantic import ValidationError
 
 from geo_service.cluster import ClusterError, PrivateCluster
 from geo_service.layers import LayerDeclarationError, LayerRegistry
@@ -22,7 +23,10 @@ class _State:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = Settings()
+            try:
+                self._settings = Settings()
+            except ValidationError as exc:  # a setting refused (production without its secret key or address…)
+                fail(" ; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors()))
         return self._settings
 
     @property
@@ -332,6 +336,7 @@ def serve(state: _State, host: str | None, port: int | None, workers: int) -> No
         state.registry  # noqa: B018 - refuse to start on a bad layer file
     except LayerDeclarationError as exc:
         fail(str(exc))
+    # proxy_headers off: X-Forwarded-* are read by the app itself, from settings.trusted_proxies only (main.py).
     uvicorn.run("geo_service.main:app_from_environment", factory=True,
                 host=host or state.settings.host, port=port or state.settings.port,
                 workers=workers, proxy_headers=False)

@@ -15,6 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from geo_service.api import (
     admin,
@@ -23,6 +24,7 @@ from geo_service.api import (
     admin_import,
     admin_pages,
     admin_people,
+    docs,
     health,
     layers,
     ogc,
@@ -34,7 +36,8 @@ from geo_service.api import embed as embed_pages
 from geo_service.api import export as export_api
 from geo_service.api import nearby as nearby_api
 from geo_service.api.deps import SESSION_COOKIE
-from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated
+from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated, TrustedHosts
+from geo_service.api.security_headers import SecurityHeaders, SecurityPolicy, tile_source
 from geo_service.db import make_engine, make_read_engine
 from geo_service.errors import install_error_handlers
 from geo_service.layers import LayerRegistry
@@ -65,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "mobile, zones blanches, Wi-Fi public, tiers-lieux et lieux d'aide au numérique.",
         version="0.1.0",
         lifespan=lifespan,
+        # /docs is api/docs.py (Swagger UI self-hosted, under the CSP); ReDoc would load from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.registry = registry
@@ -79,6 +85,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        larger={"/admin/import": settings.editing.max_upload_bytes})
     if settings.api.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.api.cors_origins, allow_methods=["GET"])
+    # Added last, run first: the real client and scheme (trusted proxies only), then the security headers on every
+    # answer (the host check's refusals included), then the host check.
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
+    app.add_middleware(SecurityHeaders, policy=SecurityPolicy(
+        framable={"/map/embed": settings.map.embed_frame_ancestors},
+        image_sources=[s for s in [tile_source(settings.map.basemap_url)] if s],
+        hsts=settings.mode == "production"))
+    if settings.trusted_proxies:
+        # uvicorn's own handling stays off (cli.py serve): here, tests see the same as production.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     # The hot paths are matched first: each request is tried against the routes in order (≈100 µs when
     # /ogc came sixth). The resident map's (a request per keystroke and per click), then the OGC API's.
     app.include_router(nearby_api.router)
@@ -96,6 +112,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_import.router)
     app.include_router(export_api.router)
     app.include_router(tiles.router)
+    app.include_router(docs.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -156,6 +157,41 @@ class Settings(BaseSettings):
     secret_key: str | None = None
     # Password of the first administrator (`geo-service user ensure-admin`); generated and printed once if unset.
     admin_password: SecretStr | None = None
+    # The service's public address (https://carto.lot.fr, prefix included if any): every absolute link (OGC API,
+    # TileJSON, embed snippet) is built on it, never on the request's Host. Required in production.
+    public_base_url: str | None = None
+    # Host names the service answers to (others get 400); unset: 127.0.0.1, localhost and public_base_url's host.
+    trusted_hosts: list[str] | None = None
+    # Addresses (or networks) of the reverse proxies whose X-Forwarded-For/-Proto are believed; empty: none.
+    trusted_proxies: list[str] = []
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ValueError("GEO_SERVICE_PUBLIC_BASE_URL doit être une adresse http(s) sans paramètres, "
+                             "ex. https://carto.lot.fr")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _public_address_in_production(self) -> Settings:
+        # Cached documents (OGC API, TileJSON) hold absolute links: in production they must not depend on a Host
+        # header a client chose.
+        if self.mode == "production" and not self.public_base_url:
+            raise ValueError("GEO_SERVICE_PUBLIC_BASE_URL doit être défini en mode production "
+                             "(adresse publique du service, ex. https://carto.lot.fr)")
+        return self
+
+    @property
+    def allowed_hosts(self) -> list[str]:
+        """The Host names accepted: the setting (or 127.0.0.1 and localhost), plus public_base_url's host."""
+        hosts = list(self.trusted_hosts if self.trusted_hosts is not None else ["127.0.0.1", "localhost"])
+        if self.public_base_url:
+            hosts.append(urlsplit(self.public_base_url).hostname or "")
+        return list(dict.fromkeys(h for h in hosts if h))
 
     @model_validator(mode="after")
     def _no_default_secret_in_production(self) -> Settings:

@@ -51,6 +51,10 @@ PACKAGES = (
     Package("point-geometry", (), "package.json"),  # declares ISC; ships no licence text
     Package("topojson-client", (), "LICENSE.md"),
     Package("whatwg-fetch", (), "LICENSE"),
+    # /docs (api/docs.py): Swagger UI, served from here rather than from a CDN. Apache-2.0: its NOTICE goes with it,
+    # and the bundle's own list of the libraries it holds.
+    Package("swagger-ui-dist", ("swagger-ui-bundle.js", "swagger-ui-bundle.js.LICENSE.txt", "swagger-ui.css",
+                                "favicon-32x32.png", "NOTICE"), "LICENSE"),
 )
 
 

@@ -24,10 +24,14 @@ ARTEFACTS_DIR = PROJECT_ROOT / "test-output"
 SHARED_LOT = PROJECT_ROOT.parent / "shared" / "data" / "lot"
 
 
+# The Host names test clients use: Starlette's TestClient default, localhost, and a remote name (Secure cookies).
+TEST_HOSTS = ["127.0.0.1", "localhost", "testserver", "geo.lot.fr"]
+
+
 def _test_settings() -> Settings:
     url = os.environ.get("GEO_SERVICE_TEST_DATABASE_URL")
     if url:
-        return Settings(database_url=url, mode="test")
+        return Settings(database_url=url, mode="test", trusted_hosts=TEST_HOSTS)
     base = Settings(mode="test")
     name = os.environ.get("GEO_SERVICE_TEST_DATABASE", "geo_service_test")
     cluster = PrivateCluster(base.cluster)
@@ -35,7 +39,7 @@ def _test_settings() -> Settings:
     create_database(cluster.connect, name, drop_first=True)
     socket_dir = cluster.data_dir.resolve()
     return Settings(
-        mode="test",
+        mode="test", trusted_hosts=TEST_HOSTS,
         database_url=f"postgresql://{cluster.owner}@/{name}?host={socket_dir}&port={cluster.port}",
     )
 

@@ -123,7 +123,8 @@ def test_popup_shows_hostile_text_as_text(desktop: Visit, artefacts_dir: Path):
     page.keyboard.press("Enter")  # markers open their card from the keyboard too
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
-    page.wait_for_function("getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'")
+    # A function, not an expression: Playwright evaluates expressions with eval(), which the page's CSP refuses.
+    page.wait_for_function("() => getComputedStyle(document.querySelector('.leaflet-popup')).opacity === '1'")
     content = popup.text_content()
     assert EVIL_LIEU in content and EVIL_SSID in content
     assert "Bornes « WIFI public lotois »" in content and "En service" in content  # code label, not "installee"
@@ -186,8 +187,8 @@ def test_no_request_leaves_the_machine(desktop: Visit):
 def test_screenshots_desktop_and_phone(browser, server: str, artefacts_dir: Path):
     desktop_visit = visit_map(browser, server, 1280, 800)
     try:
-        desktop_visit.page.wait_for_function(
-            "document.querySelectorAll('.geo-dot__fill').length > 0")
+        desktop_visit.page.wait_for_function(  # a function: the page's CSP refuses eval() of an expression
+            "() => document.querySelectorAll('.geo-dot__fill').length > 0")
         desktop_file = artefacts_dir / "map-desktop.png"
         desktop_visit.page.screenshot(path=str(desktop_file))
         assert desktop_visit.foreign_requests() == []

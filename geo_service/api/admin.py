@@ -1,9 +1,9 @@
 """``/admin``: login, logout and the editors' home page (French HTML, forms protected against CSRF).
 
-Sessions: an opaque random cookie (``gs_session``; HttpOnly, SameSite=Lax, Secure unless on localhost) whose
-digest is stored with the session's anti-CSRF token (``services/accounts.py``). Every state-changing form
-carries a ``csrf_token`` field: the session's token once logged in (synchronizer token), and before login
-an HMAC of a random ``gs_csrf`` cookie under the service's secret key (double submit, signed).
+Sessions: an opaque random cookie (``gs_session``; HttpOnly, SameSite=Lax, Secure in production, elsewhere unless
+on localhost) whose digest is stored with the session's anti-CSRF token (``services/accounts.py``). Every
+state-changing form carries a ``csrf_token`` field: the session's token once logged in (synchronizer token), and
+before login an HMAC of a random ``gs_csrf`` cookie under the service's secret key (double submit, signed).
 """
 
 from __future__ import annotations
@@ -57,11 +57,15 @@ def check_csrf(request: Request, principal: Principal, sent: str) -> None:
 
 
 def secure_cookies(request: Request, settings: Settings) -> bool:
+    # Production: always, whatever Host the request names (behind a proxy it may well say localhost).
     mode = settings.auth.cookie_secure
-    return mode == "always" or (mode == "auto" and request.url.hostname not in _LOCAL_HOSTS)
+    return settings.mode == "production" or mode == "always" or \
+        (mode == "auto" and request.url.hostname not in _LOCAL_HOSTS)
 
 
 def _client_ip(request: Request) -> str:
+    # The real client: behind a proxy of settings.trusted_proxies, the X-Forwarded-For address (main.py); from
+    # anyone else the header is ignored, so a client cannot spread its failures over invented addresses.
     return request.client.host if request.client else "inconnue"
 
 

@@ -1,7 +1,8 @@
 """``/map/embed`` (the map for an iframe on lot.fr) and ``/map/embed/snippet`` (the page that writes the iframe).
 
-The embed sets no cookie, loads nothing from elsewhere, says who may frame it (CSP ``frame-ancestors`` from
-``settings.map.embed_frame_ancestors``) and may be cached. Options it cannot use are shown as notices
+The embed sets no cookie, loads nothing from elsewhere and may be cached; who may frame it (CSP
+``frame-ancestors`` from ``settings.map.embed_frame_ancestors``) is said by the security headers middleware
+(``api/security_headers.py``, configured in ``main.create_app``). Options it cannot use are shown as notices
 (see ``services/embed.py``).
 """
 
@@ -16,6 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from geo_service.api.pages import templates_for
+from geo_service.api.urls import site_url
 from geo_service.services import embed, map_view
 
 router = APIRouter(include_in_schema=False)
@@ -38,19 +40,12 @@ def embed_page(request: Request, conn: ConnectionDep, registry: RegistryDep, set
     page.config["locate"] = False  # geolocation inside a foreign page needs the host's permission
     groups = [map_view.LayerGroupView(g.title, [replace(v, visible=True) for v in g.layers if v.id in options.layers])
               for g in page.groups]
-    # The inline map script, exactly as written in the page, so that its CSP hash matches.
-    inline_script = "\n" + page.folium.script + "\n"
     context = {"page": page, "base": base, "groups": [g for g in groups if g.layers], "options": options,
-               "texts": embed.TEXTS[options.lang], "inline_script": inline_script,
-               "full_map": f"{base}/map?{urlencode(options.query())}"}
-    response = templates_for(settings.web_dir).TemplateResponse(request, "map/embed.html", context)
-    response.headers.update({
-        "Content-Security-Policy": embed.content_security_policy(settings.map.embed_frame_ancestors, [inline_script]),
-        "Cache-Control": f"public, max-age={settings.api.cache_max_age_s}",
-        "Referrer-Policy": "no-referrer",
-        "X-Content-Type-Options": "nosniff",
-    })
-    return response
+               "texts": embed.TEXTS[options.lang], "full_map": f"{base}/map?{urlencode(options.query())}"}
+    # The security headers (the CSP and who may frame this page) are the middleware's (api/security_headers.py).
+    return templates_for(settings.web_dir).TemplateResponse(
+        request, "map/embed.html", context,
+        headers={"Cache-Control": f"public, max-age={settings.api.cache_max_age_s}"})
 
 
 @router.get("/map/embed/snippet", response_class=HTMLResponse)
@@ -62,10 +57,9 @@ def snippet_page(request: Request, registry: RegistryDep, settings: SettingsDep,
     """A French page (a plain GET form) that writes the iframe code for the chosen layers, centre and zoom."""
     base = _base(request)
     options = embed.parse_options(registry, ",".join(layers or []) or None, lat, lon, zoom, lang)
-    origin = str(request.base_url).rstrip("/")
     context = {"base": base, "options": options, "height": height, "languages": map_view.LANGUAGES,
                "layers": [layer for layer in registry if layer.is_public],
-               "code": embed.iframe_code(origin, options, height),
+               "code": embed.iframe_code(site_url(request), options, height),
                "preview": f"{base}/map/embed?{urlencode(options.query())}",
                "min_zoom": map_view.MIN_ZOOM, "max_zoom": map_view.MAX_ZOOM}
     return templates_for(settings.web_dir).TemplateResponse(request, "map/snippet.html", context)

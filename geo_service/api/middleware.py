@@ -1,4 +1,4 @@
-"""ASGI middlewares of the editing issue: request body size limit, and no shared caching of personal answers.
+"""ASGI middlewares: request body size limit, no shared caching of personal answers, the trusted-host check.
 
 ``BodySizeLimit``: a 413 problem before a large body is read, whatever the route. A declared
 ``Content-Length`` above the limit is refused at once; a chunked body is counted as it arrives and refused
@@ -8,6 +8,7 @@ into the same problem details).
 
 from __future__ import annotations
 
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from geo_service.errors import PayloadTooLarge, problem
@@ -79,3 +80,38 @@ class PrivateWhenAuthenticated:
             await send(message)
 
         await self.app(scope, receive, private)
+
+
+_HOST_ACCEPTED = "geo_service.host_accepted"
+
+
+async def _accept(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": _HOST_ACCEPTED})
+
+
+class TrustedHosts:
+    """A request whose ``Host`` is not one of ``allowed_hosts`` (names, or ``*.domain``) gets a 400 problem: links
+    built from the request (development, api/urls.py) and cache keys then only hold names the service owns.
+
+    Starlette's ``TrustedHostMiddleware`` decides; only its English text refusal is replaced by problem details."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.check = TrustedHostMiddleware(_accept, allowed_hosts=allowed_hosts, www_redirect=False)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        verdict: list[str] = []
+
+        async def record(message: Message) -> None:
+            verdict.append(message["type"])
+
+        await self.check(scope, receive, record)
+        if verdict[:1] == [_HOST_ACCEPTED]:
+            await self.app(scope, receive, send)
+            return
+        host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")[:100]
+        await problem(400, "Hôte inconnu", f"Ce service ne répond pas au nom d'hôte « {host} »",
+                      parameter="Host")(scope, receive, send)

@@ -19,11 +19,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import Engine
 
+from geo_service.api import docs
 from geo_service.api.caching import cache_headers, etag_of, not_modified
 from geo_service.api.deps import ConnectionDep, ReaderDep, RegistryDep, SettingsDep, get_reader, read_only
 from geo_service.api.ogc_edit import feature_etag
 from geo_service.api.pages import templates_for
 from geo_service.api.streams import started
+from geo_service.api.urls import absolute_url, request_url
 from geo_service.errors import InvalidParameter
 from geo_service.services import layer_state
 from geo_service.services.ogc import catalog, query
@@ -123,8 +125,9 @@ def _is_number(text: str) -> bool:
 
 
 def _base(request: Request) -> str:
-    # What url_for("ogc_landing") gives (root_path included), without its walk through every route.
-    return str(request.base_url).rstrip("/") + router.prefix
+    # The landing page's absolute URL (api/urls.py: public_base_url, else the request's), without url_for's walk
+    # through every route.
+    return absolute_url(request, router.prefix)
 
 
 def document(request: Request, settings: Settings, doc: dict, *, media_type: str, template: str,
@@ -147,7 +150,7 @@ def document(request: Request, settings: Settings, doc: dict, *, media_type: str
 def landing(request: Request, settings: SettingsDep) -> Response:
     base = _base(request)
     doc = catalog.landing(base, f"Lot numérique — OGC API – Features ({settings.territory.name})",
-                          request.app.description, str(request.url_for("swagger_ui_html")))
+                          request.app.description, absolute_url(request, docs.DOCS_PATH))
     return document(request, settings, doc, media_type=catalog.JSON, template="ogc/landing.html")
 
 
@@ -255,7 +258,7 @@ def _stream(engine: Engine, coll: Collection, q: query.ItemsQuery, members: dict
 
 
 def _items_links(request: Request, coll: Collection, q: query.ItemsQuery, matched: int, html: bool) -> list[dict]:
-    url = request.url
+    url = request_url(request)
     here, other = (catalog.HTML, catalog.GEOJSON) if html else (catalog.GEOJSON, catalog.HTML)
     links = [catalog.link(str(url), "self", here, "Cette page"),
              catalog.link(str(url.include_query_params(f="json" if html else "html")), "alternate", other,

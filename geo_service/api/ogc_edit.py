@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection
 
 from geo_service.api.deps import ReaderDep, RegistryDep, SettingsDep, WriterDep
+from geo_service.api.urls import absolute_url
 from geo_service.errors import (
     InvalidParameter,
     NotFound,
@@ -150,7 +151,7 @@ def _context(request: Request, principal: Principal, registry: LayerRegistry, se
 
 def _answer(request: Request, conn: Connection, coll: Collection, result: EditResult, status: int) -> Response:
     """201/200 with the feature and its ETag; 202 for a proposal; 204 for a deletion."""
-    url = f"{str(request.url_for('ogc_landing')).rstrip('/')}/collections/{coll.id}/items/{result.fid}"
+    url = absolute_url(request, f"{router.prefix}/collections/{coll.id}/items/{result.fid}")
     if result.status == "proposed":
         return JSONResponse(
             {"status": "proposed", "collection": coll.id, "featureId": result.fid,

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from geo_service.api.security_headers import csp_nonce
 from geo_service.errors import InvalidParameter, ServiceError
 from geo_service.services import map_view, nearby
 from geo_service.services.geocoder import MAX_QUERY_LENGTH
@@ -28,10 +29,15 @@ def _date_fr(value: Any) -> str:
     return french_date(day) if day else ""
 
 
+def _security_context(request: Request) -> dict[str, str]:
+    # Every page may write the response's CSP nonce on its inline scripts: <script nonce="{{ csp_nonce }}">.
+    return {"csp_nonce": csp_nonce(request)}
+
+
 @lru_cache
 def templates_for(web_dir: Path) -> Jinja2Templates:
     """One Jinja environment per template folder (settings may differ between apps, e.g. in tests)."""
-    templates = Jinja2Templates(directory=web_dir / "templates")
+    templates = Jinja2Templates(directory=web_dir / "templates", context_processors=[_security_context])
     templates.env.filters["date_fr"] = _date_fr
     templates.env.filters["source_lines"] = source_lines
     return templates

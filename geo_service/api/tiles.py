@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from geo_service.api import ogc
 from geo_service.api.caching import cache_headers, etag_of, not_modified
 from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep
+from geo_service.api.urls import absolute_url
 from geo_service.errors import InvalidParameter
 from geo_service.layers import LayerRegistry
 from geo_service.services import layer_state, tiles, tilesets
@@ -32,8 +33,8 @@ TILE_PATH = "{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
 
 
 def _base(request: Request) -> str:
-    """The OGC landing page's URL (root_path included), like ``url_for("ogc_landing")`` but cheaper."""
-    return str(request.base_url).rstrip("/") + ogc.router.prefix
+    """The OGC landing page's absolute URL (api/urls.py), like ``url_for("ogc_landing")`` but cheaper."""
+    return absolute_url(request, ogc.router.prefix)
 
 
 def _json(request: Request, settings: Settings, doc: dict, media_type: str = catalog.JSON) -> Response:

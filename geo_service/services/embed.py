@@ -1,4 +1,4 @@
-"""``/map/embed`` for lot.fr and other sites: the options of the URL, the iframe snippet and the page's headers.
+"""``/map/embed`` for lot.fr and other sites: the options of the URL and the iframe snippet.
 
 An embed must never break the host page: an unknown layer name, a coordinate that is not a number or an
 unknown language is ignored and named in a visible notice inside the map ("Couche inconnue ignorée : …"),
@@ -8,8 +8,6 @@ on lot.fr still gets a working map.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import math
 from dataclasses import dataclass, field
 from html import escape
@@ -106,21 +104,6 @@ def iframe_code(base_url: str, options: EmbedOptions, height: int = DEFAULT_HEIG
     src = escape(embed_url(base_url, options), quote=True)
     return (f'<iframe src="{src}" title="{escape(title, quote=True)}" width="100%" height="{int(height)}" '
             f'style="border:0" loading="lazy" referrerpolicy="no-referrer"></iframe>')
-
-
-def script_hash(script: str) -> str:
-    """CSP source for one inline script (``'sha256-…'``)."""
-    return "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
-
-
-def content_security_policy(frame_ancestors: list[str], inline_scripts: list[str]) -> str:
-    """The embed's CSP: everything from this service only, the inline map script by hash, and who may frame it."""
-    scripts = " ".join(["'self'", *(script_hash(s) for s in inline_scripts)])
-    ancestors = " ".join(frame_ancestors) or "'none'"
-    return ("default-src 'self'; " f"script-src {scripts}; "
-            # Leaflet positions tiles and markers with style attributes.
-            "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
-            "base-uri 'none'; form-action 'self'; " f"frame-ancestors {ancestors}")
 
 
 # The few words of the embed's own chrome, in the languages it offers (layer names stay French).
