@@ -78,8 +78,7 @@ def fingerprint(engine: Engine) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def source(settings: Settings, registry: LayerRegistry, boundaries_dir: Path, loaded_boundaries: Engine
-           ) -> Iterator[dict]:
+def source(settings: Settings, registry: LayerRegistry, boundaries_dir: Path) -> Iterator[dict]:
     """A service's state worth keeping: boundaries, accounts, a convention, a token, a session, edits with history."""
     db = Throwaway(settings, "src")
     try:
