@@ -344,9 +344,10 @@ def serve(state: _State, host: str | None, port: int | None, workers: int) -> No
 
 # --- accounts, conventions, history (editing issue): commands live in geo_service/cli_editing.py ---------------
 def _register_editing_commands() -> None:
+    from geo_service.cli_backup import COMMANDS as BACKUP_COMMANDS
     from geo_service.cli_editing import COMMANDS
 
-    for command in COMMANDS:
+    for command in (*COMMANDS, *BACKUP_COMMANDS):
         cli.add_command(command)
 
 

@@ -91,12 +91,12 @@ def user_list() -> None:
 @user.command("disable")
 @click.argument("username")
 def user_disable(username: str) -> None:
-    """Désactive un compte : ses sessions sont fermées et ses jetons refusés aussitôt."""
+    """Désactive un compte : ses sessions sont fermées et ses jetons révoqués aussitôt."""
     from geo_service.services import accounts
 
     with _transaction() as conn:
         accounts.set_active(conn, username, False)
-    click.echo(f"Compte « {username} » désactivé.")
+    click.echo(f"Compte « {username} » désactivé ; ses sessions sont fermées et ses jetons révoqués.")
 
 
 @user.command("enable")
@@ -120,7 +120,7 @@ def user_password(username: str, password_stdin: bool) -> None:
     password = _read_secret(password_stdin) or accounts.generate_password()
     with _transaction() as conn:
         accounts.set_password(conn, username, password)
-    click.echo("Mot de passe changé ; les sessions ouvertes du compte sont fermées.")
+    click.echo("Mot de passe changé ; les sessions ouvertes du compte sont fermées et ses jetons révoqués.")
     if not password_stdin:
         click.echo(f"Nouveau mot de passe (affiché une seule fois) : {password}")
 
@@ -128,25 +128,50 @@ def user_password(username: str, password_stdin: bool) -> None:
 @user.command("token")
 @click.argument("username")
 @click.option("--name", "label", default="QGIS", show_default=True, help="Usage du jeton.")
-@click.option("--days", type=click.IntRange(min=1), help="Durée de validité en jours (défaut : sans expiration).")
+@click.option("--days", type=click.IntRange(min=1), default=365, show_default=True,
+              help="Durée de validité en jours.")
+@click.option("--no-expiry", is_flag=True, help="Sans expiration (jusqu'à révocation) : à réserver aux comptes de "
+                                                "service surveillés.")
 @click.option("--revoke-all", is_flag=True, help="Révoquer tous les jetons du compte au lieu d'en créer un.")
 @click.option("--qgis", "if_match_optional", is_flag=True,
               help="Pour QGIS, qui n'envoie pas If-Match : modifications et suppressions acceptées sans If-Match "
                    "(la dernière écriture l'emporte ; droits, contrôles et historique inchangés).")
-def user_token(username: str, label: str, days: int | None, revoke_all: bool, if_match_optional: bool) -> None:
+def user_token(username: str, label: str, days: int, no_expiry: bool, revoke_all: bool,
+               if_match_optional: bool) -> None:
     """Crée un jeton d'accès personnel (Authorization: Bearer …), affiché une seule fois."""
     from geo_service.services import accounts
+    from geo_service.services.conventions import LOCAL_TIME
 
     with _transaction() as conn:
         if revoke_all:
             count = accounts.revoke_tokens(conn, username)
         else:
-            token = accounts.create_token(conn, username, label, days, if_match_optional=if_match_optional)
+            issued = accounts.issue_token(conn, username, label, None if no_expiry else days,
+                                          if_match_optional=if_match_optional)
     if revoke_all:
         click.echo(f"{count} jeton(s) révoqué(s).")
         return
-    click.echo(f"Jeton « {label} » de « {username} » (affiché une seule fois, conservez-le en lieu sûr) :")
-    click.echo(token)
+    until = (f"valable jusqu'au {issued.expires_at.astimezone(LOCAL_TIME):%d/%m/%Y à %H:%M}"
+             if issued.expires_at else "sans expiration")
+    click.echo(f"Jeton « {label} » de « {username} », {until} (affiché une seule fois, conservez-le en lieu sûr) :")
+    click.echo(issued.secret)
+
+
+@user.command("tokens")
+def user_tokens() -> None:
+    """Liste les jetons en cours (non révoqués) : compte, usage, début du jeton, expiration, dernier usage."""
+    from geo_service.services import accounts
+    from geo_service.services.conventions import LOCAL_TIME
+
+    with _transaction() as conn:
+        rows = accounts.list_tokens(conn)
+    for t in rows:
+        until = "sans expiration" if t.expires_at is None else \
+            f"{'expiré le' if t.expired else 'expire le'} {t.expires_at.astimezone(LOCAL_TIME):%d/%m/%Y}"
+        used = f"utilisé le {t.last_used_at.astimezone(LOCAL_TIME):%d/%m/%Y}" if t.last_used_at else "jamais utilisé"
+        click.echo(f"n° {t.id:<5} {t.username:20} {t.name:16} {t.prefix}…  {until:22} {used}"
+                   f"{'  (QGIS, sans If-Match)' if t.if_match_optional else ''}")
+    click.echo(f"{len(rows)} jeton(s) en cours.")
 
 
 @user.command("ensure-admin")

@@ -99,3 +99,20 @@ def test_without_if_match_an_ordinary_token_changes_nothing(server: str, world: 
     assert client(server, world["strict"], **{"If-Match": '"v1"'}).collection_item_update(
         "wifi_hotspots", str(fid), feature) is True
     assert stored(engine, key)[1:] == ("Halle", 2, False)
+
+
+def test_owslib_with_http_basic_authentication_edits_as_qgis_does(server: str, world: dict, engine: Engine):
+    """QGIS's "Basic" authentication (any user name, the token as password): OWSLib sends its writes as JSON, so
+    the rule that refuses Basic on a POST a foreign page could forge lets them through."""
+    from owslib.util import Authentication
+
+    api = Features(f"{server}/ogc", auth=Authentication("sig", world["qgis"]))
+    feature = borne(world)
+    key = feature["properties"]["borne_id"]
+    assert api.collection_item_create("wifi_hotspots", feature) is True
+    fid = stored(engine, key)[0]
+    feature["properties"]["lieu"] = "Halle"
+    assert api.collection_item_update("wifi_hotspots", str(fid), feature) is True
+    assert stored(engine, key)[1:] == ("Halle", 2, False)
+    assert api.collection_item_delete("wifi_hotspots", str(fid)) is True
+    assert stored(engine, key)[3] is True

@@ -155,8 +155,8 @@ def test_accounts_and_conventions_pages(admin: TestClient, contributor: TestClie
     refused = admin.post("/admin/users", data={"username": "page-epci", "role": "epci_reader",
                                                "csrf_token": csrf(admin)})
     assert refused.status_code == 400 and "exige un EPCI" in refused.text
-    token = admin.post("/admin/users/page-new", data={"action": "token", "csrf_token": csrf(admin)})
-    assert "gsk_" in token.text
+    token = admin.post("/admin/tokens", data={"username": "page-new", "name": "QGIS", "csrf_token": csrf(admin)})
+    assert "gsk_" in token.text and "Valable jusqu" in token.text
     conv = admin.post("/admin/conventions", data={"epci": points.other, "direction": "descendante",
                                                   "layers": ["wifi_hotspots", "premises"], "reference": "CONV-WEB",
                                                   "starts_on": "2024-01-01", "csrf_token": csrf(admin)},

@@ -1,7 +1,8 @@
 """``/admin/users`` and ``/admin/conventions``: accounts and EPCI conventions, for administrators.
 
 The same services as ``geo-service user …`` / ``convention …``. A generated password or a new token is
-shown once, on the page that answers the form, and never again.
+shown once, on the page that answers the form, and never again. Tokens made here always expire (a year
+unless another duration is chosen); a token without expiry can only be made on the command line.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from geo_service.errors import InvalidParameter, ServiceError
 from geo_service.layers import LayerRegistry
 from geo_service.services import accounts, conventions
 from geo_service.services.accounts import Principal
+from geo_service.services.conventions import LOCAL_TIME
 from geo_service.settings import Settings
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-MESSAGES = {"disabled": "Compte désactivé : ses sessions sont fermées.", "enabled": "Compte réactivé.",
+MESSAGES = {"disabled": "Compte désactivé : ses sessions sont fermées et ses jetons révoqués.",
+            "enabled": "Compte réactivé (ses anciens jetons restent révoqués).",
+            "revoked": "Jeton révoqué : il est refusé dès maintenant.",
             "convention": "Convention enregistrée.", "ended": "Convention terminée : ses droits cessent aussitôt."}
+# Durations offered when an administrator creates a token (days → label); the default is the first year.
+TOKEN_DURATIONS = {30: "30 jours", 90: "90 jours", 365: "1 an", 730: "2 ans"}
 
 
 def _epcis(request: Request) -> list[tuple[str, str]]:
@@ -38,11 +44,14 @@ def _users_page(request: Request, settings: Settings, principal: Principal, erro
         require_role(principal, ("admin",))
         with request.app.state.engine.connect() as conn:
             rows = accounts.list_accounts(conn)
+            tokens = accounts.list_tokens(conn)
     except ServiceError as exc:
         return error_page(request, settings, principal, exc)
     return page(request, settings, principal, "admin/users.html",
-                {"rows": rows, "roles": accounts.ROLE_LABELS, "epcis": _epcis(request), "error": error,
-                 "form": form or {}, "message": MESSAGES.get(request.query_params.get("done", ""))}, status=status)
+                {"rows": rows, "tokens": tokens, "roles": accounts.ROLE_LABELS, "epcis": _epcis(request),
+                 "durations": TOKEN_DURATIONS, "default_days": accounts.DEFAULT_TOKEN_DAYS, "local_time": LOCAL_TIME,
+                 "error": error, "form": form or {}, "message": MESSAGES.get(request.query_params.get("done", ""))},
+                status=status)
 
 
 @router.get("/users", response_class=HTMLResponse)
@@ -75,6 +84,8 @@ def create_user(request: Request, settings: SettingsDep, principal: PrincipalDep
 @router.post("/users/{username}", response_class=HTMLResponse)
 def change_user(request: Request, username: str, settings: SettingsDep, principal: PrincipalDep,
                 action: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "") -> Response:
+    """Disable or re-enable an account, or give it a new generated password (shown once)."""
+    password = accounts.generate_password()
     try:
         check_csrf(request, principal, csrf_token)
         require_role(principal, ("admin",))
@@ -83,17 +94,65 @@ def change_user(request: Request, username: str, settings: SettingsDep, principa
         with request.app.state.engine.begin() as conn:
             if action in ("disable", "enable"):
                 accounts.set_active(conn, username, action == "enable")
-            elif action == "token":
-                token = accounts.create_token(conn, username, "créé depuis /admin")
+            elif action == "password":
+                accounts.set_password(conn, username, password)
             else:
                 raise InvalidParameter("Action inconnue")
     except ServiceError as exc:
         return _users_page(request, settings, principal, exc.detail, exc.status)
-    if action == "token":
+    if action == "password":
         return page(request, settings, principal, "admin/secret.html",
-                    {"what": f"Jeton d'accès de « {username} » (Authorization: Bearer …)", "secret": token,
+                    {"what": f"Nouveau mot de passe du compte « {username} »", "secret": password,
+                     "note": "Ses sessions ouvertes sont fermées et ses jetons d'accès révoqués.",
                      "back": "/admin/users"})
     return RedirectResponse(f"/admin/users?done={action}d", status_code=303)
+
+
+# -- personal access tokens --------------------------------------------------------------------------------------
+def _token_days(value: str) -> int:
+    if not value.strip():
+        return accounts.DEFAULT_TOKEN_DAYS
+    if value.strip().isdigit() and int(value) in TOKEN_DURATIONS:
+        return int(value)
+    raise InvalidParameter(f"Durée de validité inconnue « {value} » ; durées : {', '.join(TOKEN_DURATIONS.values())}",
+                           parameter="days")
+
+
+@router.post("/tokens", response_class=HTMLResponse)
+def create_token(request: Request, settings: SettingsDep, principal: PrincipalDep,
+                 username: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+                 days: Annotated[str, Form()] = "", qgis: Annotated[str, Form()] = "",
+                 csrf_token: Annotated[str, Form()] = "") -> Response:
+    """A token for an account, valid for one of ``TOKEN_DURATIONS``; shown once with its expiry date."""
+    try:
+        check_csrf(request, principal, csrf_token)
+        require_role(principal, ("admin",))
+        chosen = _token_days(days)
+        with request.app.state.engine.begin() as conn:
+            issued = accounts.issue_token(conn, username, name, chosen, if_match_optional=bool(qgis))
+    except ServiceError as exc:
+        form = {"token_username": username, "token_name": name, "days": days, "qgis": bool(qgis)}
+        return _users_page(request, settings, principal, exc.detail, exc.status, form)
+    expires = issued.expires_at.astimezone(LOCAL_TIME)
+    return page(request, settings, principal, "admin/secret.html",
+                {"what": f"Jeton d'accès « {issued.name} » de « {username.strip().lower()} »",
+                 "secret": issued.secret,
+                 "note": f"Valable jusqu'au {expires:%d/%m/%Y à %H:%M} ({TOKEN_DURATIONS[chosen]}). À envoyer dans "
+                         "l'en-tête Authorization: Bearer …, ou comme mot de passe HTTP Basic (QGIS).",
+                 "back": "/admin/users#jetons"})
+
+
+@router.post("/tokens/{token_id}", response_class=HTMLResponse)
+def revoke_token(request: Request, token_id: int, settings: SettingsDep, principal: PrincipalDep,
+                 csrf_token: Annotated[str, Form()] = "") -> Response:
+    try:
+        check_csrf(request, principal, csrf_token)
+        require_role(principal, ("admin",))
+        with request.app.state.engine.begin() as conn:
+            accounts.revoke_token(conn, token_id)
+    except ServiceError as exc:
+        return _users_page(request, settings, principal, exc.detail, exc.status)
+    return RedirectResponse("/admin/users?done=revoked#jetons", status_code=303)
 
 
 # -- conventions ------------------------------------------------------------------------------------------------

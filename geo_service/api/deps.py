@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
@@ -88,21 +89,40 @@ SESSION_COOKIE = "gs_session"
 CSRF_HEADER = "X-CSRF-Token"
 
 
-def _token_from_header(value: str) -> str:
-    """The personal access token of ``Authorization: Bearer <token>``, or ``Basic`` with the token as password
-    (QGIS's basic authentication); account passwords are never accepted here, only at the login form."""
+def _token_from_header(value: str) -> tuple[str, str]:
+    """The scheme and personal access token of ``Authorization: Bearer <token>``, or ``Basic`` with the token as
+    password (QGIS's basic authentication); account passwords are never accepted here, only at the login form."""
     scheme, _, credentials = value.strip().partition(" ")
     if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
+        return "bearer", credentials.strip()
     if scheme.lower() == "basic":
         try:
             _user, _, token = base64.b64decode(credentials.strip()).decode().partition(":")
         except (ValueError, UnicodeDecodeError):
             token = ""
         if token:
-            return token
+            return "basic", token
     raise Unauthenticated("En-tête Authorization non reconnu : « Bearer <jeton> » attendu",
                           headers=rights.BEARER_CHALLENGE)
+
+
+# A JSON body: what no HTML form can send, and what a script of another site can only send after a CORS
+# preflight, which this service never grants with credentials.
+_JSON_MEDIA_TYPE = re.compile(r"^application/([\w.-]+\+)?json$")
+
+
+def _refuse_forgeable_basic(request: Request) -> None:
+    """A browser replays the Basic credentials it has cached for a site on every request to it, including one a
+    page of another site makes it send: a form, or ``fetch`` in ``no-cors`` mode. Those can only be GET, HEAD
+    or POST with a form, text or no content type; PUT, PATCH and DELETE always need a CORS preflight. So with
+    Basic, a POST must carry a JSON body type (QGIS and OWSLib do); GET and HEAD change nothing."""
+    if request.method != "POST":
+        return
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not _JSON_MEDIA_TYPE.match(media_type):
+        raise Forbidden("Identifiants HTTP Basic refusés pour une requête POST qui n'est pas du JSON (c'est ce "
+                        "qu'enverrait un formulaire d'un autre site) : envoyez Content-Type: application/json, "
+                        "ou le jeton dans Authorization: Bearer")
 
 
 async def get_principal(request: Request) -> Principal:
@@ -124,9 +144,13 @@ async def get_principal(request: Request) -> Principal:
 
 
 def _principal_from(request: Request, header: str | None, cookie: str | None) -> Principal:
+    if header:
+        scheme, token = _token_from_header(header)
+        if scheme == "basic":
+            _refuse_forgeable_basic(request)
     with request.app.state.engine.begin() as conn:
         if header:
-            found = accounts.principal_from_token(conn, _token_from_header(header))
+            found = accounts.principal_from_token(conn, token)
             if found is None:
                 raise Unauthenticated("Jeton d'accès invalide, expiré ou révoqué", headers=rights.BEARER_CHALLENGE)
             return found

@@ -142,19 +142,27 @@ def list_accounts(conn: Connection) -> list[Account]:
 
 
 def set_active(conn: Connection, username: str, active: bool) -> None:
-    """Disable (or re-enable) an account; disabling also closes its sessions at once."""
+    """Disable (or re-enable) an account; disabling also closes its sessions and revokes its tokens at once,
+    so that re-enabling it later brings none of them back."""
     account = get_account(conn, username)
     conn.execute(text("UPDATE accounts SET active = :a WHERE id = :i"), {"a": active, "i": account.id})
     if not active:
-        conn.execute(text("DELETE FROM account_sessions WHERE account_id = :i"), {"i": account.id})
+        _forget_credentials(conn, account.id)
 
 
 def set_password(conn: Connection, username: str, password: str) -> None:
+    """A new password; every session and token of the account ends with the old one (it may have leaked)."""
     _check_password(password)
     account = get_account(conn, username)
     conn.execute(text("UPDATE accounts SET password_hash = :h WHERE id = :i"),
                  {"h": _HASHER.hash(password), "i": account.id})
-    conn.execute(text("DELETE FROM account_sessions WHERE account_id = :i"), {"i": account.id})
+    _forget_credentials(conn, account.id)
+
+
+def _forget_credentials(conn: Connection, account_id: int) -> None:
+    conn.execute(text("DELETE FROM account_sessions WHERE account_id = :i"), {"i": account_id})
+    conn.execute(text("UPDATE account_tokens SET revoked_at = now() WHERE account_id = :a AND revoked_at IS NULL"),
+                 {"a": account_id})
 
 
 def ensure_admin(conn: Connection, username: str, password: str | None) -> str | None:
@@ -175,9 +183,36 @@ def active_admin_exists(conn: Connection) -> bool:
 
 
 # -- personal access tokens ------------------------------------------------------------------------------------
-def create_token(conn: Connection, username: str, name: str, days: int | None = None, *,
-                 if_match_optional: bool = False) -> str:
-    """A new personal access token for ``username``; the only time the token itself is returned.
+DEFAULT_TOKEN_DAYS = 365
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just created: the secret (shown once, never stored) and when it stops working."""
+
+    secret: str
+    name: str
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What is kept of a token: never the token itself, only its first characters to recognise it."""
+
+    id: int
+    username: str
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    if_match_optional: bool
+    expired: bool
+
+
+def issue_token(conn: Connection, username: str, name: str, days: int | None = DEFAULT_TOKEN_DAYS, *,
+                if_match_optional: bool = False) -> IssuedToken:
+    """A new personal access token for ``username``, valid ``days`` days (``None``: until revoked).
 
     ``if_match_optional``: for a client that never sends If-Match (QGIS 3.x); its changes are then accepted
     without it — the last writer wins — instead of being refused with 428.
@@ -185,13 +220,41 @@ def create_token(conn: Connection, username: str, name: str, days: int | None = 
     account = get_account(conn, username)
     if not account.active:
         raise Conflict(f"Le compte « {account.username} » est désactivé")
+    if days is not None and days < 1:
+        raise InvalidParameter("Durée de validité d'un jeton : un jour au moins", parameter="days")
+    if not name.strip():
+        raise InvalidParameter("Indiquez l'usage du jeton (QGIS, script…)", parameter="name")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    conn.execute(text(
+    expires_at = conn.execute(text(
         "INSERT INTO account_tokens (account_id, name, token_hash, prefix, expires_at, if_match_optional) "
         "VALUES (:a, :n, :h, :p, CASE WHEN CAST(:d AS integer) IS NULL THEN NULL "
-        "ELSE now() + make_interval(days => CAST(:d AS integer)) END, :lenient)"),
-        {"a": account.id, "n": name, "h": digest(token), "p": token[:10], "d": days, "lenient": if_match_optional})
-    return token
+        "ELSE now() + make_interval(days => CAST(:d AS integer)) END, :lenient) RETURNING expires_at"),
+        {"a": account.id, "n": name.strip(), "h": digest(token), "p": token[:10], "d": days,
+         "lenient": if_match_optional}).scalar_one()
+    return IssuedToken(token, name.strip(), expires_at)
+
+
+def create_token(conn: Connection, username: str, name: str, days: int | None = DEFAULT_TOKEN_DAYS, *,
+                 if_match_optional: bool = False) -> str:
+    """``issue_token``, returning only the token (for scripts and tests)."""
+    return issue_token(conn, username, name, days, if_match_optional=if_match_optional).secret
+
+
+def list_tokens(conn: Connection) -> list[TokenInfo]:
+    """Every token not revoked, expired ones included (flagged), newest first."""
+    rows = conn.execute(text(
+        "SELECT t.id, a.username, t.name, t.prefix, t.created_at, t.expires_at, t.last_used_at, "
+        "t.if_match_optional, coalesce(t.expires_at <= now(), false) FROM account_tokens t "
+        "JOIN accounts a ON a.id = t.account_id WHERE t.revoked_at IS NULL ORDER BY t.created_at DESC, t.id DESC"))
+    return [TokenInfo(*row) for row in rows]
+
+
+def revoke_token(conn: Connection, token_id: int) -> None:
+    """Revoke one token (by its number in ``list_tokens``); it is refused from the next request on."""
+    done = conn.execute(text("UPDATE account_tokens SET revoked_at = now() WHERE id = :i AND revoked_at IS NULL"),
+                        {"i": token_id}).rowcount
+    if not done:
+        raise NotFound(f"Aucun jeton n° {token_id} en cours")
 
 
 def revoke_tokens(conn: Connection, username: str) -> int:

@@ -8,7 +8,6 @@ the GeoPackage in the layer description and its metadata table, each CSV row in 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from sqlalchemy import Connection, text
 
 from geo_service.errors import InvalidParameter
 from geo_service.layers import LayerDecl
+from geo_service.services import csv_safe
 from geo_service.services.ogc.reader import Reader
 from geo_service.tables import public_rows_sql
 
@@ -84,12 +84,13 @@ def geojson(conn: Connection, layer: LayerDecl, reader: Reader) -> Iterator[str]
 
 
 def csv_rows(conn: Connection, layer: LayerDecl, reader: Reader) -> Iterator[str]:
-    """CSV (comma, UTF-8): points as lon/lat columns, other geometries as GeoJSON; licence on every row."""
+    """CSV (comma, UTF-8): points as lon/lat columns, other geometries as GeoJSON; licence on every row.
+    Text that a spreadsheet would take for a formula is neutralised (``csv_safe``)."""
     columns = _columns(layer, reader)
     point = layer.geometry == "Point"
     own_licence = "licence" in columns
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_safe.writer(out)
     writer.writerow(["fid", *columns, *([] if own_licence else ["licence"]), "attribution",
                      *(["lon", "lat"] if point else ["geometry_geojson"])])
     for row in _rows(conn, layer, reader):

@@ -10,7 +10,6 @@ demo, imports — can still be reverted to their first recorded state).
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from datetime import date, datetime
 from sqlalchemy import Connection, text
 
 from geo_service.layers import LayerDecl
+from geo_service.services import csv_safe
 
 # Snapshotted besides the declared fields: the provenance an editor may set, and the import that wrote the row.
 SNAPSHOT_SERVICE_COLUMNS = ("source", "licence", "source_date", "import_id")
@@ -147,9 +147,10 @@ def _csv_value(value: object) -> str:
 
 def export_csv(conn: Connection, *, layer_id: str | None = None, since: datetime | None = None,
                until: datetime | None = None) -> Iterator[str]:
-    """The audit trail as CSV (UTF-8, comma, one line per change; geometries as WKT), streamed in order."""
+    """The audit trail as CSV (UTF-8, comma, one line per change; geometries as WKT), streamed in order; text
+    that a spreadsheet would take for a formula is neutralised (``csv_safe``)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv_safe.writer(out)
     writer.writerow(CSV_COLUMNS)
     yield out.getvalue()
     result = conn.execution_options(stream_results=True, yield_per=1000).execute(text(

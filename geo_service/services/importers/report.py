@@ -6,7 +6,6 @@ flat) and the first ones are kept for the screen; ``write_issues`` copies them a
 
 from __future__ import annotations
 
-import csv
 import io
 import shutil
 import tempfile
@@ -14,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TextIO
+
+from geo_service.services import csv_safe
 
 REPORT_HEADER = ("fichier", "ligne", "colonne", "valeur", "motif", "suite")
 KEPT_ON_SCREEN = 200
@@ -52,7 +53,7 @@ class IssueLog:
         # Closed by close(), or with the object: it lives as long as the report, not a block.
         self._spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115
             max_size=1 << 22, mode="w+", encoding="utf-8", newline="")
-        self._writer = csv.writer(self._spool, delimiter=";")
+        self._writer = csv_safe.writer(self._spool, delimiter=";")
         self._last_rejected: tuple[str, int | None] | None = None
 
     def reject(self, file: str, line: int | None, column: str, value: object, reason: str) -> None:
@@ -77,8 +78,9 @@ class IssueLog:
         return self.rejected_rows + self.warnings
 
     def write_csv(self, out: TextIO) -> None:
-        """Every issue, ``;``-separated with a French header (opens in a spreadsheet)."""
-        csv.writer(out, delimiter=";").writerow(REPORT_HEADER)
+        """Every issue, ``;``-separated with a French header (opens in a spreadsheet; the rejected values come
+        from the imported file, so cells that could be formulas are neutralised by ``csv_safe``)."""
+        csv_safe.writer(out, delimiter=";").writerow(REPORT_HEADER)
         self._spool.seek(0)
         shutil.copyfileobj(self._spool, out)
         self._spool.seek(0, io.SEEK_END)
