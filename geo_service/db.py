@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine, text
 
 from geo_service.settings import Settings
 
@@ -38,6 +38,12 @@ def make_engine(settings: Settings, *, web: bool = False, **kwargs) -> Engine:
         options += _timeouts(db.statement_timeout_ms, db.lock_timeout_ms, db.idle_in_transaction_timeout_ms)
     kwargs.setdefault("connect_args", {"options": options})
     return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, **kwargs)
+
+
+def unbounded(conn: Connection) -> None:
+    """Lift the web engine's statement limit for the rest of ``conn``'s transaction: an open-data import sent
+    through ``/admin/import`` upserts national files in statements that may run longer, as on the command line."""
+    conn.execute(text("SET LOCAL statement_timeout = 0"))
 
 
 def make_read_engine(settings: Settings) -> Engine:

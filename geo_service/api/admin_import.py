@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 from geo_service.api.admin import check_csrf, page
 from geo_service.api.admin_pages import STAFF, error_page, login_redirect, require_role, web_context
 from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
+from geo_service.db import unbounded
 from geo_service.errors import ImportFileError, NotFound, ServiceError
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services import bulk_import, rights, uploads
@@ -125,6 +126,7 @@ def open_data(request: Request, settings: SettingsDep, principal: PrincipalDep, 
         kept = _keep(settings, file, principal, OPEN_DATA_KINDS)
         try:
             with request.app.state.engine.begin() as conn:
+                unbounded(conn)
                 report = run_import(conn, registry, settings.territory, kind, kept.path, filename=kept.name,
                                     user=principal.username, dry_run=bool(check_only),
                                     limits=FileLimits.from_settings(settings))
