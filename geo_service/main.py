@@ -37,9 +37,9 @@ from geo_service.api import export as export_api
 from geo_service.api import nearby as nearby_api
 from geo_service.api.deps import SESSION_COOKIE
 from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated, TrustedHosts
+from geo_service.api.problems import install_problem_handlers
 from geo_service.api.security_headers import SecurityHeaders, SecurityPolicy, tile_source
 from geo_service.db import make_engine, make_read_engine
-from geo_service.errors import install_error_handlers
 from geo_service.layers import LayerRegistry
 from geo_service.settings import Settings
 
@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.registry = registry
-    install_error_handlers(app)
+    install_problem_handlers(app)
     # Signs the pre-login CSRF tokens (api/admin.py). Production refuses to start without one (settings);
     # in development a random key per process is enough (login forms then last as long as the process).
     app.state.secret_key = settings.secret_key or secrets.token_urlsafe(32)

@@ -37,6 +37,7 @@ from test_bulk_import import (
     upload,
 )
 
+from geo_service.api.problems import status_of
 from geo_service.errors import Forbidden, ImportFileError
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
@@ -432,6 +433,6 @@ def test_mangled_files_get_a_french_refusal_never_an_exception(tmp_path):
             bulk_import.preview(path, name, layer, max_rows=100)
             outcomes["lu"] += 1
         except ImportFileError as refused:
-            assert refused.detail and refused.status == 422
+            assert refused.detail and status_of(refused) == 422
             outcomes["refusé"] += 1
     assert outcomes["refusé"] > 100 and outcomes["lu"] > 10, outcomes

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from geo_service.api.deps import SESSION_COOKIE, PrincipalDep, SettingsDep
 from geo_service.api.pages import templates_for
+from geo_service.api.problems import headers_of
 from geo_service.errors import Forbidden, TooManyRequests
 from geo_service.services import accounts, conventions, moderation, rights
 from geo_service.services.accounts import Principal
@@ -119,7 +120,7 @@ def login_submit(request: Request, settings: SettingsDep, principal: PrincipalDe
             found = accounts.login(conn, username, password, _client_ip(request), settings.auth)
     except TooManyRequests as exc:
         return page(request, settings, anonymous, "admin/login.html", {**context, "error": exc.detail}, 429,
-                    headers=exc.headers)
+                    headers=headers_of(exc))
     if found is None or found.account_id is None:
         return page(request, settings, anonymous, "admin/login.html",
                     {**context, "error": "Identifiant ou mot de passe incorrect"}, 401)

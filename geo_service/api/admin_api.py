@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep, WriterDep
 from geo_service.api.ogc_edit import RawBody, expected_version, json_body
+from geo_service.api.problems import version_etag
 from geo_service.errors import Forbidden, InvalidParameter, NotFound
 from geo_service.layers import LayerRegistry
 from geo_service.services import editing, history, moderation, rights
@@ -58,7 +59,7 @@ def _jsonable(value: object) -> object:
 def _result(result: EditResult) -> JSONResponse:
     return JSONResponse({"collection": result.layer_id, "featureId": result.fid, "version": result.version,
                          "status": result.status, "changeRequest": result.change_request_id},
-                        headers={"ETag": editing.etag(result.version)})
+                        headers={"ETag": version_etag(result.version)})
 
 
 def _engine(request: Request) -> Engine:

@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 from geo_service.api.admin import check_csrf, page
 from geo_service.api.admin_pages import STAFF, error_page, login_redirect, require_role, web_context
 from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
+from geo_service.api.problems import status_of
 from geo_service.db import unbounded
 from geo_service.errors import ImportFileError, NotFound, ServiceError
 from geo_service.layers import LayerDecl, LayerRegistry
@@ -96,7 +97,7 @@ def upload(request: Request, settings: SettingsDep, principal: PrincipalDep, reg
             raise NotFound("Choisissez une couche que vous pouvez modifier")
         kept = _keep(settings, file, principal, bulk_import.ACCEPTED_KINDS)
     except ServiceError as exc:
-        return _index(request, settings, principal, registry, error=exc.detail, status=exc.status)
+        return _index(request, settings, principal, registry, error=exc.detail, status=status_of(exc))
     return RedirectResponse(f"/admin/import/{kept.token}?layer={layer}", status_code=303)
 
 
@@ -109,7 +110,7 @@ def undo(request: Request, settings: SettingsDep, principal: PrincipalDep, regis
         with request.app.state.engine.begin() as conn:
             bulk_import.revert_change_set(conn, web_context(principal, registry, settings), change_set)
     except ServiceError as exc:
-        return _index(request, settings, principal, registry, error=exc.detail, status=exc.status)
+        return _index(request, settings, principal, registry, error=exc.detail, status=status_of(exc))
     return RedirectResponse("/admin/import?done=reverted", status_code=303)
 
 
@@ -133,7 +134,7 @@ def open_data(request: Request, settings: SettingsDep, principal: PrincipalDep, 
         finally:
             uploads.discard(kept)
     except ServiceError as exc:
-        return _index(request, settings, principal, registry, error=exc.detail, status=exc.status)
+        return _index(request, settings, principal, registry, error=exc.detail, status=status_of(exc))
     return page(request, settings, principal, "admin/import_open_data.html",
                 {"report": report, "kind": kinds()[kind]})
 
@@ -206,7 +207,7 @@ def check_or_commit(request: Request, token: str, settings: SettingsDep, princip
                                      limits=FileLimits.from_settings(settings))
     except ServiceError as exc:
         return _preview_page(request, settings, principal, registry, token, layer_id, form, error=exc.detail,
-                             status=exc.status)
+                             status=status_of(exc))
     if report.committed:
         uploads.discard(kept)
         return page(request, settings, principal, "admin/import_done.html",

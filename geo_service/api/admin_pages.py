@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from geo_service.api.admin import check_csrf, page
 from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
+from geo_service.api.problems import status_of
 from geo_service.errors import Forbidden, NotFound, ServiceError
 from geo_service.layers import LayerRegistry
 from geo_service.services import editing, history, moderation, review
@@ -43,7 +44,7 @@ def require_role(principal: Principal, roles: tuple[str, ...]) -> None:
 
 def error_page(request: Request, settings: Settings, principal: Principal, exc: ServiceError) -> HTMLResponse:
     return page(request, settings, principal, "admin/error.html", {"error": exc.detail, "title": exc.title},
-                status=exc.status)
+                status=status_of(exc))
 
 
 def web_context(principal: Principal, registry: LayerRegistry, settings: Settings) -> EditContext:
@@ -107,7 +108,7 @@ def decide(request: Request, request_id: int, settings: SettingsDep, principal: 
             else:
                 raise NotFound("Décision inconnue")
     except ServiceError as exc:
-        return _review_page(request, settings, principal, registry, request_id, error=exc.detail, status=exc.status)
+        return _review_page(request, settings, principal, registry, request_id, error=exc.detail, status=status_of(exc))
     done = "accepted" if decision == "accept" else "rejected"
     return RedirectResponse(f"/admin/proposals?done={done}", status_code=303)
 
@@ -156,6 +157,6 @@ def change_history(request: Request, layer_id: str, fid: int, settings: Settings
                 raise NotFound("Action inconnue")
     except ServiceError as exc:
         return _history_page(request, settings, principal, registry, layer_id, fid, error=exc.detail,
-                             status=exc.status)
+                             status=status_of(exc))
     done = "reverted" if action == "revert" else "restored"
     return RedirectResponse(f"/admin/history/{layer_id}/{fid}?done={done}", status_code=303)

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from geo_service.api.admin import check_csrf, page
 from geo_service.api.admin_pages import error_page, login_redirect, require_role
 from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
+from geo_service.api.problems import status_of
 from geo_service.errors import InvalidParameter, ServiceError
 from geo_service.layers import LayerRegistry
 from geo_service.services import accounts, conventions
@@ -75,7 +76,7 @@ def create_user(request: Request, settings: SettingsDep, principal: PrincipalDep
                                     display_name=display_name or None, email=email or None)
     except ServiceError as exc:
         form = {"username": username, "role": role, "epci": epci, "display_name": display_name, "email": email}
-        return _users_page(request, settings, principal, exc.detail, exc.status, form)
+        return _users_page(request, settings, principal, exc.detail, status_of(exc), form)
     return page(request, settings, principal, "admin/secret.html",
                 {"what": f"Mot de passe du compte « {username.strip().lower()} »", "secret": password,
                  "back": "/admin/users"})
@@ -99,7 +100,7 @@ def change_user(request: Request, username: str, settings: SettingsDep, principa
             else:
                 raise InvalidParameter("Action inconnue")
     except ServiceError as exc:
-        return _users_page(request, settings, principal, exc.detail, exc.status)
+        return _users_page(request, settings, principal, exc.detail, status_of(exc))
     if action == "password":
         return page(request, settings, principal, "admin/secret.html",
                     {"what": f"Nouveau mot de passe du compte « {username} »", "secret": password,
@@ -132,7 +133,7 @@ def create_token(request: Request, settings: SettingsDep, principal: PrincipalDe
             issued = accounts.issue_token(conn, username, name, chosen, if_match_optional=bool(qgis))
     except ServiceError as exc:
         form = {"token_username": username, "token_name": name, "days": days, "qgis": bool(qgis)}
-        return _users_page(request, settings, principal, exc.detail, exc.status, form)
+        return _users_page(request, settings, principal, exc.detail, status_of(exc), form)
     expires = issued.expires_at.astimezone(LOCAL_TIME)
     return page(request, settings, principal, "admin/secret.html",
                 {"what": f"Jeton d'accès « {issued.name} » de « {username.strip().lower()} »",
@@ -151,7 +152,7 @@ def revoke_token(request: Request, token_id: int, settings: SettingsDep, princip
         with request.app.state.engine.begin() as conn:
             accounts.revoke_token(conn, token_id)
     except ServiceError as exc:
-        return _users_page(request, settings, principal, exc.detail, exc.status)
+        return _users_page(request, settings, principal, exc.detail, status_of(exc))
     return RedirectResponse("/admin/users?done=revoked#jetons", status_code=303)
 
 
@@ -204,7 +205,7 @@ def add_convention(request: Request, settings: SettingsDep, principal: Principal
                 starts_on=_day(starts_on, "starts_on") or conventions.local_day(),
                 ends_on=_day(ends_on, "ends_on"), reference=reference)
     except ServiceError as exc:
-        return _conventions_page(request, settings, principal, registry, exc.detail, exc.status)
+        return _conventions_page(request, settings, principal, registry, exc.detail, status_of(exc))
     return RedirectResponse("/admin/conventions?done=convention", status_code=303)
 
 
@@ -217,5 +218,5 @@ def end_convention(request: Request, convention_id: int, settings: SettingsDep, 
         with request.app.state.engine.begin() as conn:
             conventions.end_convention(conn, convention_id)
     except ServiceError as exc:
-        return _conventions_page(request, settings, principal, registry, exc.detail, exc.status)
+        return _conventions_page(request, settings, principal, registry, exc.detail, status_of(exc))
     return RedirectResponse("/admin/conventions?done=ended", status_code=303)

@@ -152,7 +152,7 @@ def _principal_from(request: Request, header: str | None, cookie: str | None) ->
         if header:
             found = accounts.principal_from_token(conn, token)
             if found is None:
-                raise Unauthenticated("Jeton d'accès invalide, expiré ou révoqué", headers=rights.BEARER_CHALLENGE)
+                raise Unauthenticated("Jeton d'accès invalide, expiré ou révoqué")
             return found
         return accounts.principal_from_session(conn, cookie or "") or ANONYMOUS_PRINCIPAL
 

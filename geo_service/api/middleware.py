@@ -11,7 +11,8 @@ from __future__ import annotations
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from geo_service.errors import PayloadTooLarge, problem
+from geo_service.api.problems import problem, status_of
+from geo_service.errors import PayloadTooLarge
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -38,7 +39,7 @@ class BodySizeLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             error = _too_large(limit)
-            await problem(error.status, error.title, error.detail)(scope, receive, send)
+            await problem(status_of(error), error.title, error.detail)(scope, receive, send)
             return
         received = 0
 

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Connection
 
 from geo_service.api.deps import ReaderDep, RegistryDep, SettingsDep, WriterDep
+from geo_service.api.problems import version_etag
 from geo_service.api.urls import absolute_url
 from geo_service.errors import (
     InvalidParameter,
@@ -80,7 +81,7 @@ def feature_etag(version: int, *variant: object) -> str:
     """The ETag of a feature: ``"v<version>"``, with a suffix for other representations (HTML, another CRS,
     restricted fields) so each stays distinct; ``If-Match`` reads the version from any of them."""
     if not any(variant):
-        return editing.etag(version)
+        return version_etag(version)
     suffix = hashlib.sha256(json.dumps([str(v) for v in variant]).encode()).hexdigest()[:8]
     return f'"v{version}-{suffix}"'
 
@@ -161,7 +162,7 @@ def _answer(request: Request, conn: Connection, coll: Collection, result: EditRe
     if result.status == "deleted":
         return Response(status_code=204)
     feature = query.fetch_feature(conn, coll, str(result.fid), CRS84)
-    headers = {"ETag": editing.etag(result.version), "Location": url}
+    headers = {"ETag": version_etag(result.version), "Location": url}
     return JSONResponse(feature, status_code=status, media_type=GEOJSON, headers=headers)
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from geo_service.api.problems import status_of
 from geo_service.api.security_headers import csp_nonce
 from geo_service.errors import InvalidParameter, ServiceError
 from geo_service.services import map_view, nearby
@@ -90,7 +91,7 @@ def report_page(request: Request, conn: ConnectionDep, registry: RegistryDep, se
             context.update(report=nearby.report(conn, registry, settings.territory, x, y),
                            label=f"Point {y:.5f}, {x:.5f}")
     except ServiceError as exc:
-        status = exc.status
+        status = status_of(exc)
         context["problem"] = {"title": exc.title, "detail": exc.detail}
     response = templates_for(settings.web_dir).TemplateResponse(request, "map/report.html", context,
                                                                 status_code=status)

@@ -300,7 +300,7 @@ def _throttle(conn: Connection, username: str, ip: str, auth: AuthSettings) -> N
             raise TooManyRequests(
                 f"Trop de tentatives de connexion échouées pour {who} ({count} en {auth.login_window_min} min). "
                 f"Réessayez dans {wait // 60 + (1 if wait % 60 else 0)} min.",
-                headers={"Retry-After": str(wait)})
+                retry_after_s=wait)
 
 
 def login(conn: Connection, username: str, password: str, ip: str, auth: AuthSettings) -> Principal | None:

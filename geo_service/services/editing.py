@@ -109,16 +109,12 @@ def _live_row(conn: Connection, layer: LayerDecl, fid: int, *, lock: bool = True
     return snap
 
 
-def etag(version: int) -> str:
-    return f'"v{version}"'
-
-
 def check_version(snap: history.Snapshot, expected: int | None) -> None:
     """Optimistic locking: the client's version (from If-Match) must be the stored one."""
     if expected is not None and expected != snap.version:
         raise PreconditionFailed(
             f"L'entité a été modifiée entre-temps (version {snap.version}, vous envoyez la version {expected}) : "
-            "rechargez-la et refaites votre modification", headers={"ETag": etag(snap.version)})
+            "rechargez-la et refaites votre modification", current_version=snap.version)
 
 
 def _shape_of(snap: history.Snapshot) -> Shape:

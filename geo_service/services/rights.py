@@ -32,7 +32,6 @@ from geo_service.services.shapes import Shape, lies_within
 
 ACTIONS = {"create": "créer", "update": "modifier", "delete": "supprimer", "restore": "restaurer",
            "revert": "rétablir une version de"}
-BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="geo-service", charset="UTF-8"'}
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class WriteGrant:
 def require_account(principal: Principal) -> None:
     if not principal.authenticated:
         raise Unauthenticated("Connectez-vous ou présentez un jeton d'accès (Authorization: Bearer …) pour modifier "
-                              "les données", headers=BEARER_CHALLENGE)
+                              "les données")
 
 
 def check_layer(conn: Connection, principal: Principal, layer: LayerDecl, action: str,
@@ -58,7 +57,7 @@ def check_layer(conn: Connection, principal: Principal, layer: LayerDecl, action
     verb = ACTIONS.get(action, action)
     if not layer.editable:
         raise MethodNotAllowed(f"La couche « {layer.title} » est une couche de référence : on ne peut pas en {verb} "
-                               "les entités", headers={"Allow": "GET, HEAD, OPTIONS"})
+                               "les entités", allowed=("GET", "HEAD", "OPTIONS"))
     role = principal.role or ""
     if role not in layer.access.edit:
         raise Forbidden(f"Votre rôle ({ROLE_LABELS.get(role, role)}) ne permet pas de {verb} les entités de "
