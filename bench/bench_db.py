@@ -78,7 +78,8 @@ def prepare(name: str, password: str, log) -> BenchDatabase:
 
 def load_demo(db: BenchDatabase, log) -> None:
     """Boundaries from ../shared/data/lot and the demo (seed 46), unless already there."""
-    from geo_service.services import boundaries, demo
+    from geo_service.services import demo
+    from geo_service.services.importers import boundaries
 
     settings = db.owner_settings
     engine = db.engine()

@@ -25,14 +25,13 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from report import machine, tool_version
+from benchmarks_doc import machine, tool_version
 from sqlalchemy import text
 
 from geo_service.cluster import PrivateCluster, create_database
 from geo_service.db import make_engine, migrate
 from geo_service.layers import LayerRegistry
-from geo_service.services import boundaries
-from geo_service.services.importers import run_import
+from geo_service.services.importers import boundaries, run_import
 from geo_service.settings import PROJECT_ROOT, Settings
 
 DATABASE = "geo_service_bench_import"

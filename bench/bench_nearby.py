@@ -45,7 +45,7 @@ HISTORY = """Ce qui a changé le 28 novembre 2026 (mêmes mesures, même machine
 avant ; réponses identiques à l'octet sur 1 000 rapports, 60 rapports par adresse et 509 recherches, test
 `test_nearby_oracle.py`) :
 
-- **deux fils par processus pour `/api/nearby` et `/api/geocode`** (`api/nearby.py`, `HOT_PATH_THREADS`) au lieu
+- **deux fils par processus pour `/api/nearby` et `/api/geocode`** (`api/resident_api.py`, `HOT_PATH_THREADS`) au lieu
   du pool partagé de 40 : 16 requêtes simultanées faisaient 8 fils par processus qui se disputaient le GIL avec la
   boucle d'événements. Mesuré seul (2 processus, `wrk -c16`, 15 s, en alternance, charge 4 à 7) : 500–650 → 790–960
   rapports/s et p99 70–190 → 28–39 ms ; recherche 430 → 525–600 req/s, p99 110–190 → 60–95 ms ;
@@ -94,7 +94,9 @@ def prepare_database(name: str) -> tuple[Settings, Engine]:
     migrate(settings)
     engine = make_engine(settings, pool_size=2)
     registry = LayerRegistry.from_dir(settings.layers_dir)
-    from geo_service.services import boundaries, demo, geocoder
+    from geo_service.services import demo
+    from geo_service.services.importers import boundaries
+    from geo_service.services.resident import geocoder
 
     with engine.begin() as conn:
         if boundaries.commune_count(conn) == 0:
@@ -147,17 +149,17 @@ def typed_queries(engine: Engine, count: int, seed: int) -> list[str]:
 
 def statement_ms(settings: Settings, points: list[tuple[float, float]]) -> float:
     """Mean execution time (ms) of the report statement as PostgreSQL runs it (``EXPLAIN ANALYZE``, generic plan)."""
-    from geo_service.services import nearby
-    from geo_service.services.nearby_sections import FIBRE_MATCH_M
+    from geo_service.services.resident import nearby_report
+    from geo_service.services.resident.report_sections import FIBRE_MATCH_M
 
     registry = LayerRegistry.from_dir(settings.layers_dir)
-    types = ", ".join(nearby.PARAMETERS.values())
+    types = ", ".join(nearby_report.PARAMETERS.values())
     engine = make_engine(settings, pool_size=1)
     times = []
     try:
         with engine.connect() as conn:
             conn.execute(text("SET plan_cache_mode = force_generic_plan"))
-            conn.exec_driver_sql(f"PREPARE bench_report ({types}) AS {nearby.report_statement(registry)}")
+            conn.exec_driver_sql(f"PREPARE bench_report ({types}) AS {nearby_report.report_statement(registry)}")
             for lon, lat in points:
                 # EXECUTE takes no bound parameters inside EXPLAIN: the values are floats written as literals.
                 args = ", ".join(repr(float(v)) for v in (lon, lat, settings.territory.tolerance_m, FIBRE_MATCH_M))
@@ -177,9 +179,9 @@ def in_process_costs(settings: Settings, points: list[tuple[float, float]], quer
     (the machine is shared: the least disturbed pass is the closest to the cost itself)."""
     import psycopg
 
-    from geo_service.api.nearby import json_response
+    from geo_service.api.resident_api import json_response
     from geo_service.db import make_read_engine
-    from geo_service.services import geocoder, map_view, nearby
+    from geo_service.services.resident import geocoder, map_page, nearby_report
 
     registry = LayerRegistry.from_dir(settings.layers_dir)
     spent = {"sql_s": 0.0, "statements": 0}
@@ -214,14 +216,14 @@ def in_process_costs(settings: Settings, points: list[tuple[float, float]], quer
         with engine.connect() as conn, page_engine.connect() as page_conn:
             territory = settings.territory
             for lon, lat in points:  # warm: prepared statement, layers in memory, commune figures
-                nearby.report(conn, registry, territory, lon, lat)
+                nearby_report.report(conn, registry, territory, lon, lat)
             costs = {"nearby": best(points, lambda p: json_response(
-                nearby.report(conn, registry, territory, p[0], p[1]), 60))}
+                nearby_report.report(conn, registry, territory, p[0], p[1]), 60))}
             for q in queries:
                 geocoder.search(conn, q)
             costs["geocode"] = best(queries, lambda q: json_response(
                 {"query": q, "results": [r.as_dict() for r in geocoder.search(conn, q)]}, 60))
-            costs["map"] = best([None] * 20, lambda _: map_view.build_map_page(
+            costs["map"] = best([None] * 20, lambda _: map_page.build_map_page(
                 page_conn, registry, settings.map, territory.name))
     finally:
         psycopg.Cursor.execute = execute  # type: ignore[method-assign]

@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import bench_db
+import benchmarks_doc as report
 import capture
-import report
 import servers
 import workload
 from sqlalchemy import text

@@ -13,11 +13,10 @@ from sqlalchemy import Connection, Engine, event
 from workload import Sample, cql2
 
 from geo_service.layers import LayerRegistry
-from geo_service.services import tiles
-from geo_service.services.ogc import query
-from geo_service.services.ogc.collection import Collection, open_collection
-from geo_service.services.ogc.crs import CRS84
-from geo_service.services.ogc.reader import ANONYMOUS
+from geo_service.services.publish import ogc_items, vector_tiles
+from geo_service.services.publish.crs import CRS84
+from geo_service.services.publish.feature_reader import Collection, open_collection
+from geo_service.services.publish.read_access import ANONYMOUS
 from geo_service.settings import Settings
 
 _PARAM = re.compile(r"%\((\w+)\)s")
@@ -61,17 +60,17 @@ def _first_statement(conn: Connection, call: Callable[[Connection], object]) -> 
 
 
 def _items(conn: Connection, coll: Collection, settings: Settings, pairs: list[tuple[str, str]]) -> list:
-    """A page: one statement (count, page and layer state, as ``api/ogc.py`` asks for them)."""
-    q = query.parse_items_query(coll, pairs, default_limit=settings.api.ogc_default_limit,
+    """A page: one statement (count, page and layer state, as ``api/ogc_read.py`` asks for them)."""
+    q = ogc_items.parse_items_query(coll, pairs, default_limit=settings.api.ogc_default_limit,
                                 max_limit=settings.api.ogc_max_limit)
     if q.reusable:  # run on the driver connection, out of SQLAlchemy's sight: ask for its SQL
-        return [to_asyncpg(*query.page_statement(coll, q, True, conn.dialect))]
-    return [_first_statement(conn, lambda c: query.read_page(c, coll, q, with_state=True))]
+        return [to_asyncpg(*ogc_items.page_statement(coll, q, True, conn.dialect))]
+    return [_first_statement(conn, lambda c: ogc_items.read_page(c, coll, q, with_state=True))]
 
 
-def _tile(conn: Connection, coll: Collection, settings: Settings, address: tiles.TileAddress) -> list:
+def _tile(conn: Connection, coll: Collection, settings: Settings, address: vector_tiles.TileAddress) -> list:
     # Tiles run on the driver connection (binary result), out of SQLAlchemy's sight: ask for their SQL.
-    return to_asyncpg(*tiles.tile_query([coll], address, settings.tiles, conn.dialect))
+    return to_asyncpg(*vector_tiles.tile_query([coll], address, settings.tiles, conn.dialect))
 
 
 def floor_cases(engine: Engine, registry: LayerRegistry, settings: Settings, sample: Sample) -> dict[str, list]:
@@ -81,10 +80,10 @@ def floor_cases(engine: Engine, registry: LayerRegistry, settings: Settings, sam
     with engine.connect() as conn:
         cases["items_bbox"] = [_items(conn, coll, settings, [("bbox", ",".join(map(str, b))), ("limit", "100")])
                                for b in sample.bboxes]
-        cases["feature"] = [[to_asyncpg(*query.feature_statement(coll, int(fid), CRS84, conn.dialect))]
+        cases["feature"] = [[to_asyncpg(*ogc_items.feature_statement(coll, int(fid), CRS84, conn.dialect))]
                             for fid in sample.fids]
         cases["cql2_filter"] = [_items(conn, coll, settings, [("filter", cql2(code, etat)), ("limit", "100")])
                                 for code, etat in sample.filters]
         for z, coords in sample.tiles.items():
-            cases[f"tile_z{z}"] = [[_tile(conn, coll, settings, tiles.TileAddress(z, x, y))] for x, y in coords]
+            cases[f"tile_z{z}"] = [[_tile(conn, coll, settings, vector_tiles.TileAddress(z, x, y))] for x, y in coords]
     return cases

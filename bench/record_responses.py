@@ -44,7 +44,7 @@ GEOCODE = ("cahors", "av j jaures cahors", "figeak", "12 bd gambetta", "saint ce
 
 
 def _freeze_clock() -> None:
-    for name in ("geo_service.services.resident.opening_hours", "geo_service.services.opening_hours"):
+    for name in ("geo_service.services.resident.opening_hours", "geo_service.services.resident.opening_hours"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError:

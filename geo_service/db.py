@@ -75,12 +75,12 @@ def migrate(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings), revision)
     if revision == "head":
         from geo_service.layers import LayerRegistry
-        from geo_service.services import layer_state
+        from geo_service.tables import install_change_triggers
 
         engine = make_engine(settings, pool_size=1)
         try:
             with engine.begin() as conn:
-                layer_state.install_triggers(conn, LayerRegistry.from_dir(settings.layers_dir))
+                install_change_triggers(conn, LayerRegistry.from_dir(settings.layers_dir))
         finally:
             engine.dispose()
 

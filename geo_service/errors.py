@@ -41,7 +41,7 @@ class OutsideTerritory(ServiceError):
     title = "Hors du territoire"
 
 
-# -- editing, accounts and rights (services/editing.py, services/rights.py, services/accounts.py) --------------
+# -- editing, accounts and rights (services/editing/: feature_writes, rights, accounts) ----------------------------
 class Unauthenticated(ServiceError):
     title = "Authentification requise"
 

@@ -18,23 +18,23 @@ from fastapi.staticfiles import StaticFiles
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from geo_service.api import (
-    admin,
-    admin_api,
     admin_editor,
     admin_import,
-    admin_pages,
+    admin_json,
+    admin_login,
     admin_people,
+    admin_review,
     docs,
+    embed_pages,
     health,
-    layers,
-    ogc,
-    ogc_edit,
-    pages,
-    tiles,
+    layer_features,
+    ogc_read,
+    ogc_write,
+    resident_pages,
+    tile_routes,
 )
-from geo_service.api import embed as embed_pages
-from geo_service.api import export as export_api
-from geo_service.api import nearby as nearby_api
+from geo_service.api import export_files as export_api
+from geo_service.api import resident_api as nearby_api
 from geo_service.api.deps import SESSION_COOKIE
 from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated, TrustedHosts
 from geo_service.api.problems import install_problem_handlers
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings, web=True)
         app.state.read_engine = make_read_engine(settings)
-        # Made at the first export (services/export_files.py), so that an instance that exports nothing leaves
+        # Made at the first export (services/publish/export_cache.py), so that an instance that exports nothing leaves
         # nothing in the temp folder.
         app.state.export_dir = settings.resolved_export_dir()
         try:
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.registry = registry
     install_problem_handlers(app)
-    # Signs the pre-login CSRF tokens (api/admin.py). Production refuses to start without one (settings);
+    # Signs the pre-login CSRF tokens (api/admin_login.py). Production refuses to start without one (settings);
     # in development a random key per process is enough (login forms then last as long as the process).
     app.state.secret_key = settings.secret_key or secrets.token_urlsafe(32)
     # Level 6, not Starlette's 9: the same size within 1 %, five times less CPU (bench/, docs/benchmarks.md).
@@ -93,25 +93,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         image_sources=[s for s in [tile_source(settings.map.basemap_url)] if s],
         hsts=settings.mode == "production"))
     if settings.trusted_proxies:
-        # uvicorn's own handling stays off (cli.py serve): here, tests see the same as production.
+        # uvicorn's own handling stays off (cli/app.py serve): here, tests see the same as production.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     # The hot paths are matched first: each request is tried against the routes in order (≈100 µs when
     # /ogc came sixth). The resident map's (a request per keystroke and per click), then the OGC API's.
     app.include_router(nearby_api.router)
-    app.include_router(ogc.router)
+    app.include_router(ogc_read.router)
     app.include_router(embed_pages.router)
     app.include_router(health.router)
-    app.include_router(layers.router)
-    app.include_router(pages.router)
-    app.include_router(ogc_edit.router)
-    app.include_router(admin.router)
-    app.include_router(admin_api.router)
-    app.include_router(admin_pages.router)
+    app.include_router(layer_features.router)
+    app.include_router(resident_pages.router)
+    app.include_router(ogc_write.router)
+    app.include_router(admin_login.router)
+    app.include_router(admin_json.router)
+    app.include_router(admin_review.router)
     app.include_router(admin_people.router)
     app.include_router(admin_editor.router)
     app.include_router(admin_import.router)
     app.include_router(export_api.router)
-    app.include_router(tiles.router)
+    app.include_router(tile_routes.router)
     app.include_router(docs.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,14 @@ import hashlib
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The territory's clock: conventions start and end on its days, dates are shown in it.
+LOCAL_TIME = ZoneInfo("Europe/Paris")
 
 
 class ClusterSettings(BaseModel):
@@ -98,7 +101,7 @@ class MapSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    """Accounts: web sessions, login throttling (see ``services/accounts.py``)."""
+    """Accounts: web sessions, login throttling (see ``services/editing/accounts.py``)."""
 
     session_hours: float = Field(default=8.0, gt=0)
     # "auto": the cookie is Secure unless the request is for localhost / 127.0.0.1 / ::1.
@@ -112,7 +115,7 @@ class AuthSettings(BaseModel):
 
 
 class EditingSettings(BaseModel):
-    """Editing rules (``services/editing.py``, ``services/rights.py``)."""
+    """Editing rules (``services/editing/feature_writes.py``, ``services/editing/rights.py``)."""
 
     # An EPCI contributor's geometry may stick out of its EPCI's perimeter by this much (digitising slack).
     perimeter_tolerance_m: float = Field(default=50.0, ge=0)

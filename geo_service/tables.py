@@ -15,6 +15,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Connection,
     Date,
     DateTime,
     Float,
@@ -31,6 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 
 from geo_service.layers import VALIDATION_STATES, FieldDecl, LayerDecl, LayerRegistry
+
+# The one row per layer table that a statement trigger bumps on every change (install_change_triggers).
+LAYER_CHANGES = "layer_changes"
 
 SRID = 4326
 NAMING = {
@@ -88,7 +92,7 @@ def layer_table(layer: LayerDecl, metadata: MetaData) -> Table:
             Column("validation_state", Text, nullable=False, server_default=text("'published'")),
             # Synthetic rows of `geo-service demo`: the only rows a demo run may replace.
             Column("demo", Boolean, nullable=False, server_default=text("false")),
-            # Logical deletion (services/editing.py): hidden from every reader, restorable from history.
+            # Logical deletion (services/editing/feature_writes.py): hidden from every reader, restorable from history.
             Column("deleted_at", DateTime(timezone=True), comment="Suppression logique (restaurable)"),
         ]
         states = ", ".join(_sql_literal(s) for s in VALIDATION_STATES)
@@ -125,9 +129,9 @@ def build_metadata(registry: LayerRegistry) -> MetaData:
         Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
         comment="Journal des chargements (limites, démo, imports)",
     )
-    # Bumped by a statement trigger on each layer table (services/layer_state.py): ETags and caches read it.
+    # Bumped by a statement trigger on each layer table (install_change_triggers): ETags and caches read it.
     Table(
-        "layer_changes", metadata,
+        LAYER_CHANGES, metadata,
         Column("layer_id", Text, primary_key=True),
         Column("version", BigInteger, nullable=False, server_default=text("1")),
         Column("changed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
@@ -195,7 +199,7 @@ def _geocoder_tables(metadata: MetaData) -> None:
     Index("ix_geocode_numbers_name_id", numbers.c.name_id, numbers.c.numero)
 
 
-# -- editing: accounts, conventions, proposals, history (migration 0004; services/accounts.py, rights.py,
+# -- editing: accounts, conventions, proposals, history (migration 0004; services/editing/accounts.py, rights.py,
 #    editing.py, history.py) ------------------------------------------------------------------------------------
 ROLES = ("admin", "editor", "epci_contributor", "epci_reader")
 EPCI_ROLES = ("epci_contributor", "epci_reader")
@@ -385,3 +389,35 @@ def migration_filter(metadata: MetaData):
         return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
     return include_object
+
+
+# -- the change counter of the layer tables (read by services/publish/layer_state.py) ---------------------------
+CHANGE_FUNCTION = "geo_service_layer_changed"
+CHANGE_TRIGGER = "layer_changed"
+# Kept in the migration that creates the table, and re-applied by `install_change_triggers` (idempotent).
+CHANGE_FUNCTION_SQL = f"""
+CREATE OR REPLACE FUNCTION {CHANGE_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {LAYER_CHANGES} (layer_id, version, changed_at) VALUES (TG_TABLE_NAME, 1, clock_timestamp())
+    ON CONFLICT (layer_id) DO UPDATE
+        SET version = {LAYER_CHANGES}.version + 1, changed_at = clock_timestamp();
+    RETURN NULL;
+END
+$$
+"""
+
+
+def install_change_triggers(conn: Connection, registry: LayerRegistry) -> None:
+    """Create (or refresh) the change trigger on every layer table; run after each migration.
+
+    Alembic writes the table of a new layer file, not its trigger: doing it here keeps "adding a layer =
+    adding a file". Table names come from validated declarations (``^[a-z][a-z0-9_]*$``).
+    """
+    conn.execute(text(CHANGE_FUNCTION_SQL))
+    for layer in registry:
+        conn.execute(text(
+            f'CREATE OR REPLACE TRIGGER {CHANGE_TRIGGER} AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON "{layer.id}" '
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {CHANGE_FUNCTION}()"))
+    # Tables that already held rows get a starting point, so Last-Modified exists before their next change.
+    conn.execute(text(f"INSERT INTO {LAYER_CHANGES} (layer_id) SELECT unnest(CAST(:ids AS text[])) "
+                      "ON CONFLICT (layer_id) DO NOTHING"), {"ids": [layer.id for layer in registry]})

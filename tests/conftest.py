@@ -72,7 +72,7 @@ def boundaries_dir() -> Path:
 @pytest.fixture(scope="session")
 def loaded_boundaries(engine: Engine, settings: Settings, boundaries_dir: Path) -> Engine:
     """The engine, once the territory's communes and EPCI are loaded (committed)."""
-    from geo_service.services import boundaries
+    from geo_service.services.importers import boundaries
 
     with engine.begin() as conn:
         boundaries.load_from_dir(conn, settings.territory, boundaries_dir)

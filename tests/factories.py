@@ -156,7 +156,7 @@ EDIT_TABLES = ("change_requests", "feature_history", "conventions", "login_attem
 def account(conn: Connection, username: str, role: str, *, epci: str | None = None,
             password: str | None = None) -> str:
     """Create an account and return a fresh personal access token for it (the API tests authenticate so)."""
-    from geo_service.services import accounts
+    from geo_service.services.editing import accounts
 
     accounts.create_account(conn, username, role, password=password, epci_siren=epci)
     return accounts.create_token(conn, username, "tests")
@@ -164,7 +164,7 @@ def account(conn: Connection, username: str, role: str, *, epci: str | None = No
 
 def convention(conn: Connection, registry: LayerRegistry, epci: str, direction: str, layers: list[str], *,
                starts_on: date, ends_on: date | None = None, reference: str = "CONV-TEST") -> int:
-    from geo_service.services import conventions
+    from geo_service.services.editing import conventions
 
     return conventions.add_convention(conn, registry, epci_siren=epci, direction=direction, layers=layers,
                                       starts_on=starts_on, ends_on=ends_on, reference=reference)

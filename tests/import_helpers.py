@@ -83,16 +83,15 @@ def square_around(centre: tuple[float, float], dx0: float, dy0: float, dx1: floa
 def delete_imported(engine: Engine, tables: tuple[str, ...], sources: tuple[str, ...] = ()) -> None:
     """Remove the rows committed imports wrote (by their source: every kind's dataset name, plus ``sources``)
     and the import lines of the load journal; other tests' rows and demo rows are left alone."""
-    from geo_service.services import white_zones
-    from geo_service.services.importers import kinds
+    from geo_service.services.importers import kinds, white_zone_compute
 
-    datasets = [k.dataset for k in kinds().values()] + [white_zones.SOURCE, *sources]
+    datasets = [k.dataset for k in kinds().values()] + [white_zone_compute.SOURCE, *sources]
     with engine.begin() as conn:
         for table in tables:
             conn.execute(text(f"DELETE FROM {table} WHERE source = ANY(:s)"), {"s": datasets})
         conn.execute(text("DELETE FROM dataset_loads WHERE kind = 'import'"))
         if {"premises", "addresses"} & set(tables):
             # The committed imports rebuilt the geocoder's index with their rows: rebuild it without them.
-            from geo_service.services import geocoder
+            from geo_service.services.resident import geocoder
 
             geocoder.refresh_search_index(conn)

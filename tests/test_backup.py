@@ -26,11 +26,13 @@ from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy import Engine, make_url, text
 
+from geo_service import backup
 from geo_service.cluster import create_database
 from geo_service.db import make_engine, migrate
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import accounts, backup, boundaries, conventions
+from geo_service.services.editing import accounts, conventions
+from geo_service.services.importers import boundaries
 from geo_service.settings import AuthSettings, Settings
 
 CLI = str(Path(sys.executable).with_name("geo-service"))

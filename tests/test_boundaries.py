@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import Connection, Engine, text
 
-from geo_service.services.boundaries import BoundaryError, commune_count, load_from_api, load_from_dir
+from geo_service.services.importers.boundaries import BoundaryError, commune_count, load_from_api, load_from_dir
 from geo_service.settings import Settings, TerritorySettings
 
 API_FIXTURES = Path(__file__).parent / "fixtures" / "geo_api"

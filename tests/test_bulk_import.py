@@ -1,4 +1,5 @@
-"""Bulk import through the editing rules (``services/bulk_import.py``, ``geo-service edit import``, ``/admin/import``).
+"""Bulk import through the editing rules (``services/importers/bulk_import.py``, ``geo-service edit import``,
+``/admin/import``).
 
 Files are written by the tests in each published format (GeoJSON, CSV in degrees and in Lambert-93,
 GeoPackage, zipped shapefile); every assertion reads the database back: what was created, that a refused
@@ -32,9 +33,10 @@ from sqlalchemy import Connection, Engine, text
 from geo_service.errors import Conflict, ImportFileError
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import accounts, bulk_import, conventions, history
-from geo_service.services.accounts import Principal
-from geo_service.services.editing import EditContext, EditRules
+from geo_service.services.editing import accounts, conventions, history
+from geo_service.services.editing.accounts import Principal
+from geo_service.services.editing.feature_writes import EditContext, EditRules
+from geo_service.services.importers import bulk_import
 from geo_service.settings import Settings
 
 PASSWORD = "un-mot-de-passe-solide"

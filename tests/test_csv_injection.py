@@ -22,10 +22,11 @@ from fastapi.testclient import TestClient
 from import_helpers import FIXTURES
 from sqlalchemy import Engine, text
 
-from geo_service.cli import cli
+from geo_service.cli.app import cli
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import csv_safe, history
+from geo_service.services import csv_safe
+from geo_service.services.editing import history
 from geo_service.settings import PROJECT_ROOT, Settings
 
 HOSTILE = ['=HYPERLINK("http://x","y")', "+1+1", "@SUM(A1)", "-2+3"]

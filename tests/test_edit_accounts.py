@@ -12,10 +12,10 @@ from factories import EDIT_SOURCE, EpciPoints, convention, epci_points, wipe_edi
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.cli import cli
+from geo_service.cli.app import cli
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import accounts, conventions
+from geo_service.services.editing import accounts, conventions
 from geo_service.settings import AuthSettings, Settings
 
 PASSWORD = "un-mot-de-passe-solide"

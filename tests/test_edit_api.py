@@ -19,8 +19,8 @@ from sqlalchemy import Engine, text
 
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import conventions
-from geo_service.services.ogc.catalog import CONFORMANCE
+from geo_service.services.editing import conventions
+from geo_service.services.publish.ogc_documents import CONFORMANCE
 from geo_service.settings import Settings
 
 ITEMS = "/ogc/collections/wifi_hotspots/items"
@@ -113,7 +113,7 @@ def test_two_clients_updating_the_same_borne_the_second_gets_412(client: TestCli
 
 def test_a_qgis_token_changes_features_without_if_match_but_not_the_rules(client: TestClient, ctx: Ctx):
     # QGIS 3.x sends no If-Match: its token (`geo-service user token --qgis`) is accepted without it.
-    from geo_service.services import accounts
+    from geo_service.services.editing import accounts
 
     with ctx.engine.begin() as conn:
         qgis = accounts.create_token(conn, "a-editor", "QGIS", if_match_optional=True)

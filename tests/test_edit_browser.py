@@ -18,7 +18,7 @@ from sqlalchemy import Engine, text
 from geo_service import vendor
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import accounts, conventions
+from geo_service.services.editing import accounts, conventions
 from geo_service.settings import Settings
 
 PASSWORD = "un-mot-de-passe-solide"

@@ -13,7 +13,7 @@ from factories import CAHORS, EDIT_SOURCE, Factory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.cli import cli
+from geo_service.cli.app import cli
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
 from geo_service.settings import Settings

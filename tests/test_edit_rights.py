@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import conventions
+from geo_service.services.editing import conventions
 from geo_service.settings import Settings
 
 ROLES = ("anonymous", "admin", "editor", "contributor", "contributor_expired", "reader")
@@ -223,7 +223,7 @@ def test_ending_a_convention_stops_writes_at_once(client: TestClient, world: Wor
 
 def test_a_disabled_account_or_revoked_token_cannot_write(client: TestClient, world: World,
                                                           loaded_boundaries: Engine):
-    from geo_service.services import accounts
+    from geo_service.services.editing import accounts
 
     with loaded_boundaries.begin() as conn:
         token = account(conn, "m-gone", "editor")

@@ -25,8 +25,8 @@ from sqlalchemy import Engine, text
 
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import export_files
-from geo_service.services.ogc.reader import ANONYMOUS
+from geo_service.services.publish import export_cache
+from geo_service.services.publish.read_access import ANONYMOUS
 from geo_service.settings import Settings
 
 EXPORT = "/api/export/wifi_hotspots"
@@ -58,7 +58,7 @@ def app_with(settings: Settings, folder: Path, registry: LayerRegistry | None = 
 
 
 def builds(caplog: pytest.LogCaptureFixture) -> int:
-    return sum("construit" in r.getMessage() for r in caplog.records if r.name == export_files.__name__)
+    return sum("construit" in r.getMessage() for r in caplog.records if r.name == export_cache.__name__)
 
 
 def files(folder: Path, pattern: str) -> list[Path]:
@@ -68,7 +68,7 @@ def files(folder: Path, pattern: str) -> list[Path]:
 @pytest.mark.parametrize("fmt", ["gpkg", "csv", "geojson"])
 def test_two_downloads_of_an_unchanged_layer_build_once(settings: Settings, factory: Factory, folder: Path,
                                                         caplog: pytest.LogCaptureFixture, fmt: str):
-    caplog.set_level(logging.INFO, logger=export_files.__name__)
+    caplog.set_level(logging.INFO, logger=export_cache.__name__)
     with TestClient(app_with(settings, folder)) as client:
         first = client.get(EXPORT, params={"format": fmt})
         assert first.status_code == 200 and "attachment" in first.headers["content-disposition"]
@@ -105,7 +105,7 @@ def test_the_copy_compressed_at_build_time_goes_to_clients_that_accept_gzip(sett
 
 def test_a_change_to_the_layer_gives_a_new_file(settings: Settings, factory: Factory, folder: Path,
                                                 engine: Engine, caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.INFO, logger=export_files.__name__)
+    caplog.set_level(logging.INFO, logger=export_cache.__name__)
     with TestClient(app_with(settings, folder)) as client:
         before = client.get(EXPORT, params={"format": "csv"})
         assert "CACHE-2" not in before.text
@@ -123,21 +123,21 @@ def test_a_change_to_the_layer_gives_a_new_file(settings: Settings, factory: Fac
             with engine.begin() as conn:
                 factory.feature(conn, "wifi_hotspots", CAHORS, source=EDIT_SOURCE, borne_id=f"CACHE-{n}")
             client.get(EXPORT, params={"format": "csv"})
-        assert len(files(folder, "wifi_hotspots-public-*.csv")) == export_files.KEPT_PER_EXPORT
-        assert len(files(folder, "wifi_hotspots-public-*.csv.gz")) == export_files.KEPT_PER_EXPORT
+        assert len(files(folder, "wifi_hotspots-public-*.csv")) == export_cache.KEPT_PER_EXPORT
+        assert len(files(folder, "wifi_hotspots-public-*.csv.gz")) == export_cache.KEPT_PER_EXPORT
 
 
 def test_concurrent_requests_never_build_the_same_version_twice(engine: Engine, registry: LayerRegistry,
                                                                  factory: Factory, folder: Path,
                                                                  caplog: pytest.LogCaptureFixture):
-    caplog.set_level(logging.INFO, logger=export_files.__name__)
-    export_files.prepare_folder(folder)
+    caplog.set_level(logging.INFO, logger=export_cache.__name__)
+    export_cache.prepare_folder(folder)
     layer = registry.get("wifi_hotspots")
     start, found = threading.Barrier(6), []
 
     def download() -> None:
         start.wait()
-        found.append(export_files.export_file(engine, layer, ANONYMOUS, "gpkg", folder))
+        found.append(export_cache.export_file(engine, layer, ANONYMOUS, "gpkg", folder))
 
     threads = [threading.Thread(target=download) for _ in range(6)]
     for t in threads:
@@ -180,4 +180,4 @@ def test_a_folder_another_user_made_is_refused(tmp_path: Path):
         pytest.skip("only root can give a folder to another user")
     os.chown(planted, pwd.getpwnam("nobody").pw_uid, -1)
     with pytest.raises(PermissionError, match="autre utilisateur"):
-        export_files.prepare_folder(planted)
+        export_cache.prepare_folder(planted)

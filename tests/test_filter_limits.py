@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 
 from geo_service.errors import InvalidParameter
 from geo_service.main import create_app
-from geo_service.services.ogc import cql2
-from geo_service.services.ogc.cql2 import FilterLimits
+from geo_service.services.publish import cql2_parser
+from geo_service.services.publish.cql2_parser import FilterLimits
 from geo_service.settings import ApiSettings, Settings
 
 WIFI = "/ogc/collections/wifi_hotspots/items"
@@ -126,7 +126,7 @@ UNLIMITED_TEXT = FilterLimits(max_chars=10_000_000, max_nodes=1_000_000)
 
 def refusal(expression: str, lang: str, limits: FilterLimits = UNLIMITED_TEXT) -> InvalidParameter:
     with pytest.raises(InvalidParameter) as caught:
-        cql2.parse(expression, lang, limits)
+        cql2_parser.parse(expression, lang, limits)
     assert caught.value.parameter == "filter"
     return caught.value
 

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 
-from geo_service.api.nearby_models import GeocodeResponse
+from geo_service.api.resident_models import GeocodeResponse
 from geo_service.main import create_app
-from geo_service.services import geocoder
+from geo_service.services.resident import geocoder
 from geo_service.settings import Settings
 
 

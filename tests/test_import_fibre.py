@@ -140,7 +140,7 @@ def test_a_second_import_changes_nothing_at_all(committed, registry, settings, t
 
 
 def test_the_offers_at_an_address_read_like_arceps_site(conn, registry, settings, tmp_path):
-    from geo_service.services.eligibility import offers
+    from geo_service.services.resident.eligibility import offers
 
     run(conn, registry, settings, "arcep-immeubles", CARTEFIBRE)
     run(conn, registry, settings, "arcep-mci", gzipped("actuel_46.csv", tmp_path))

@@ -13,9 +13,10 @@ from pyproj import Transformer
 from sqlalchemy import text
 
 from geo_service.errors import ImportFileError
-from geo_service.services.importers import geo, guess_source_date, kinds
-from geo_service.services.importers.reader import sniff_delimiter, sniff_encoding
-from geo_service.services.importers.values import dms_to_decimal, parse_date, parse_float, parse_int
+from geo_service.services.importers import guess_source_date, kinds
+from geo_service.services.importers.framework import coordinates
+from geo_service.services.importers.framework.csv_table import sniff_delimiter, sniff_encoding
+from geo_service.services.importers.framework.values import dms_to_decimal, parse_date, parse_float, parse_int
 
 CARTEFIBRE = FIXTURES / "carte_fibre_immeubles_2026_T2_20260902.csv"
 
@@ -46,26 +47,26 @@ def test_numbers_dates_and_codes_as_producers_write_them():
         parse_date("2019-13-45")
 
 
-@pytest.mark.parametrize(("crs", "x", "y"), [(geo.WEB_MERCATOR, 161097.11, 5536355.86),
-                                             (geo.LAMBERT93, 598387.9, 6408466.2)])
+@pytest.mark.parametrize(("crs", "x", "y"), [(coordinates.WEB_MERCATOR, 161097.11, 5536355.86),
+                                             (coordinates.LAMBERT93, 598387.9, 6408466.2)])
 def test_projected_points_land_within_a_centimetre_of_pyproj(crs, x, y):
-    lon, lat = geo.point(str(x), str(y), crs)
+    lon, lat = coordinates.point(str(x), str(y), crs)
     expected = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(x, y)
     # Back to the source system: the distance is then in metres.
     back = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     bx, by = back.transform(lon, lat)
     ex, ey = back.transform(*expected)
     assert ((bx - ex) ** 2 + (by - ey) ** 2) ** 0.5 < 0.01
-    assert geo.point(str(x).replace(".", ","), str(y).replace(".", ","), crs) == (lon, lat)
+    assert coordinates.point(str(x).replace(".", ","), str(y).replace(".", ","), crs) == (lon, lat)
 
 
 def test_coordinates_in_the_wrong_system_are_named():
     with pytest.raises(ValueError, match="inversées"):
-        geo.point("44.7", "1.7", geo.WGS84)
+        coordinates.point("44.7", "1.7", coordinates.WGS84)
     with pytest.raises(ValueError, match="Lambert-93"):
-        geo.point("598387.9", "6408466.2", geo.WGS84)
+        coordinates.point("598387.9", "6408466.2", coordinates.WGS84)
     with pytest.raises(ValueError, match="illisibles"):
-        geo.point("abc", "44.6", geo.WGS84)
+        coordinates.point("abc", "44.6", coordinates.WGS84)
 
 
 def test_encoding_and_separator_sniffing():

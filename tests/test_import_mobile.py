@@ -10,7 +10,7 @@ from import_helpers import FIXTURES, GRAMAT_L93, counts, coverage_gpkg, issues, 
 from pyproj import Transformer
 from sqlalchemy import text
 
-from geo_service.services import white_zones
+from geo_service.services.importers import white_zone_compute
 
 SITES = FIXTURES / "2026_T1_sites_Metropole.csv"
 MAST_COLUMNS = ("operateurs", "technos_orange", "technos_sfr", "technos_free", "technos_bouygues", "dispositif",
@@ -178,12 +178,12 @@ def test_white_zones_from_two_overlapping_coverages(conn, registry, settings, tm
 
 def test_white_zones_at_a_stricter_level_and_from_the_service(conn, registry, settings, tmp_path):
     run(conn, registry, settings, "arcep-couverture", _coverage_file(tmp_path))
-    result = white_zones.compute(conn, "4G", "TBC")
+    result = white_zone_compute.compute(conn, "4G", "TBC")
     assert result.operators == ("sfr",) and result.rows == 2 and result.deleted == 3
     territory = _l93(conn, "SELECT ST_Union(geom) FROM territory")
     tous = _l93(conn, "SELECT geom FROM white_zones WHERE NOT demo AND operateur = 'tous' AND technologie = '4G'")
     assert tous.area == pytest.approx(territory.difference(shapely.box(*SFR_TBC)).area, rel=1e-3)
-    assert white_zones.last_level(conn, "4G") == "TBC"
+    assert white_zone_compute.last_level(conn, "4G") == "TBC"
     # Re-importing unchanged coverage leaves the white zones alone (their level included).
     again = run(conn, registry, settings, "arcep-couverture", _coverage_file(tmp_path))
     assert counts(again, "mobile_coverage") == (0, 0, 3) and again.table("white_zones").inserted == 0

@@ -12,7 +12,7 @@ from shapely.geometry import Point
 from sqlalchemy import text
 
 from geo_service.errors import ImportFileError
-from geo_service.services.importers.france_services import to_opening_hours
+from geo_service.services.importers.formats.france_services import to_opening_hours
 
 
 @pytest.fixture(autouse=True)

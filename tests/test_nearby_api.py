@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.api.nearby_models import NearbyReport
+from geo_service.api.resident_models import NearbyReport
 from geo_service.main import create_app
 from geo_service.settings import Settings
 

@@ -16,7 +16,7 @@ from pyproj import Geod
 from sqlalchemy import Connection, Engine, text
 
 from geo_service.layers import LayerRegistry
-from geo_service.services import map_view, nearby
+from geo_service.services.resident import map_page, nearby_report
 from geo_service.settings import MapSettings, Settings
 
 AT = datetime(2026, 7, 15, 10, 0, 30, tzinfo=UTC)  # a Wednesday, mid-morning
@@ -25,7 +25,7 @@ HERE = (CAHORS[0] + 0.05, CAHORS[1] + 0.03)
 
 
 def _report(conn: Connection, registry: LayerRegistry, settings: Settings) -> dict:
-    return nearby.report(conn, registry, settings.territory, *HERE, at=AT)
+    return nearby_report.report(conn, registry, settings.territory, *HERE, at=AT)
 
 
 def test_a_new_place_is_in_the_next_report_and_gone_after_rollback(engine: Engine, registry: LayerRegistry,
@@ -70,10 +70,10 @@ def test_moved_and_deleted_masts_and_a_new_white_zone_show_at_once(conn: Connect
 
 
 def test_the_map_counts_follow_the_layer(conn: Connection, registry: LayerRegistry, loaded_boundaries: Engine):
-    first = map_view.build_map_page(conn, registry, MapSettings(), "Lot")
+    first = map_page.build_map_page(conn, registry, MapSettings(), "Lot")
     count = {layer.id: layer.count for group in first.groups for layer in group.layers}["wifi_hotspots"]
     Factory(registry).feature(conn, "wifi_hotspots", HERE)
-    again = map_view.build_map_page(conn, registry, MapSettings(), "Lot")
+    again = map_page.build_map_page(conn, registry, MapSettings(), "Lot")
     assert {layer.id: layer.count for group in again.groups for layer in group.layers}["wifi_hotspots"] == count + 1
     assert again.config["layers"] and first.folium.html.count("folium-map") == again.folium.html.count("folium-map")
 
@@ -85,10 +85,10 @@ def test_nearest_in_memory_is_exact_against_brute_force(count: int):
     lon = np.concatenate([rng.uniform(1.0, 2.2, 150), np.full(4, 1.5)])
     lat = np.concatenate([rng.uniform(44.2, 45.0, 150), np.full(4, 44.6)])
     keys = [f"k{i:03d}" for i in range(len(lon))][::-1]
-    points = nearby.PointSet(rows=[{"k": k} for k in keys], keys=keys, lon=lon, lat=lat)
+    points = nearby_report.PointSet(rows=[{"k": k} for k in keys], keys=keys, lon=lon, lat=lat)
     geod = Geod(ellps="WGS84")
     for x, y in [(1.5, 44.6), *zip(rng.uniform(1.0, 2.2, 40), rng.uniform(44.2, 45.0, 40), strict=True)]:
         d = geod.inv(np.full(len(lon), x), np.full(len(lon), y), lon, lat)[2]
         expected = sorted((float(d[i]), keys[i]) for i in range(len(lon)))[:count]
-        [found] = nearby.search_points(x, y, [(points, nearby.Search(count=count))])
+        [found] = nearby_report.search_points(x, y, [(points, nearby_report.Search(count=count))])
         assert [(round(dist, 6), row["k"]) for row, dist in found] == [(round(e, 6), k) for e, k in expected]

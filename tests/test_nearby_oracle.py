@@ -20,8 +20,8 @@ from pyproj import Geod
 from sqlalchemy import Connection, Engine, text
 
 from geo_service.layers import LayerRegistry
-from geo_service.services import nearby
-from geo_service.services.nearby_sections import FIBRE_MATCH_M, MAST_RADIUS_M
+from geo_service.services.resident import nearby_report
+from geo_service.services.resident.report_sections import FIBRE_MATCH_M, MAST_RADIUS_M
 from geo_service.settings import Settings
 
 SEED = 2026_11_28
@@ -148,7 +148,7 @@ def test_report_matches_the_oracle(db: Connection, raw: dict, points: list, regi
     in_a_white_zone = 0
     for lon, lat in points:
         where = f"({lon:.5f}, {lat:.5f})"
-        report = nearby.report(db, registry, settings.territory, lon, lat, at=AT)
+        report = nearby_report.report(db, registry, settings.territory, lon, lat, at=AT)
 
         commune = next((code for code, geom in raw["communes"] if geom.covers(shapely.Point(lon, lat))), None)
         cmp.same(f"commune at {where}", commune, report["commune"]["code_insee"])

@@ -83,7 +83,7 @@ def ogrinfo(*args: str) -> str:
 
 def pyogrio_client(script: str, **values: object) -> object:
     """Run ``script`` (which prints JSON) in a fresh Python with pyogrio: the test process's own GDAL is cut down
-    to the file formats the service reads (services/importers/vector_files.py), the OAPIF driver included."""
+    to the file formats the service reads (services/importers/framework/vector_files.py), the OAPIF driver included."""
     result = subprocess.run([sys.executable, "-c", script, json.dumps(values)], capture_output=True, text=True,
                             timeout=300, check=False)
     assert result.returncode == 0, result.stderr

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services.ogc.catalog import CONFORMANCE
+from geo_service.services.publish.ogc_documents import CONFORMANCE
 from geo_service.settings import Settings
 
 ITEMS = "/ogc/collections/wifi_hotspots/items"

@@ -1,4 +1,4 @@
-"""The OGC read paths built for CPU (api/ogc.py, services/ogc/query.py): same answers as the general path.
+"""The OGC read paths built for CPU (api/ogc_read.py, services/publish/ogc_items.py): same answers as the general path.
 
 A feature is read with its version in one statement on the read engine; a page whose only conditions are
 visibility and a bbox runs a statement compiled once per shape, with ``numberMatched`` and the layer's

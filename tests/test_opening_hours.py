@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from geo_service.services import opening_hours as oh
+from geo_service.services.resident import opening_hours as oh
 
 WEEKDAYS_9_18 = "Mo-Fr 09:00-18:00; PH off"
 NIGHT_SUNDAY = "Su 01:00-04:00"

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Engine
 from geo_service import vendor
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import map_view
+from geo_service.services.resident import map_page
 from geo_service.settings import MapSettings, Settings
 
 
@@ -146,17 +146,17 @@ def test_our_templates_and_assets_name_no_outside_url(settings: Settings):
 def test_basemap_is_opt_in():
     """No tile server by default (nothing may leave the machine); a configured one is drawn by Folium."""
     bounds = ((44.2, 0.98), (45.05, 2.21))
-    default = map_view.build_folium(bounds, MapSettings(), "/static", "Carte")
+    default = map_page.build_folium(bounds, MapSettings(), "/static", "Carte")
     assert "tileLayer" not in default.script
-    tiled = map_view.build_folium(bounds, MapSettings(basemap_url="/tuiles/{z}/{x}/{y}.png",
+    tiled = map_page.build_folium(bounds, MapSettings(basemap_url="/tuiles/{z}/{x}/{y}.png",
                                                        basemap_attribution="Fond : test"), "/static", "Carte")
     assert "L.tileLayer" in tiled.script and "/tuiles/{z}/{x}/{y}.png" in tiled.script
 
 
 def test_dense_layers_are_chosen_by_their_size(conn: Connection, registry: LayerRegistry, loaded_boundaries: Engine):
     """A layer with more features than the threshold is loaded by bbox and gets a French zoom hint."""
-    page = map_view.build_map_page(conn, registry, MapSettings(dense_layer_threshold=1), "Lot")
+    page = map_page.build_map_page(conn, registry, MapSettings(dense_layer_threshold=1), "Lot")
     by_id = {layer["id"]: layer for layer in page.config["layers"]}
     assert by_id["communes"]["dense"] and by_id["communes"]["zoomHint"] == "Zoomez pour afficher les communes"
     assert page.config["denseMinZoom"] == MapSettings().dense_min_zoom
-    assert map_view.zoom_hint(registry.get("premises")).startswith("Zoomez pour afficher les locaux")
+    assert map_page.zoom_hint(registry.get("premises")).startswith("Zoomez pour afficher les locaux")

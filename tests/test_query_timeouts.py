@@ -16,7 +16,7 @@ from factories import Factory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.cli import _State
+from geo_service.cli.app import _State
 from geo_service.db import make_engine, make_read_engine
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from geo_service import vendor
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import accounts
+from geo_service.services.editing import accounts
 from geo_service.settings import Settings
 
 pytestmark = BROWSER_MARKS

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.main import create_app
-from geo_service.services.ogc.catalog import CONFORMANCE
+from geo_service.services.publish.ogc_documents import CONFORMANCE
 from geo_service.settings import Settings
 
 TMS = morecantile.tms.get("WebMercatorQuad")

@@ -16,11 +16,11 @@ from factories import EDIT_SOURCE, EpciPoints, epci_points, wipe_editing
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.cli import cli
+from geo_service.cli.app import cli
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import accounts
-from geo_service.services.conventions import LOCAL_TIME
+from geo_service.services.editing import accounts
+from geo_service.services.editing.conventions import LOCAL_TIME
 from geo_service.settings import AuthSettings, Settings
 
 PASSWORD = "un-mot-de-passe-solide"

@@ -41,9 +41,9 @@ from geo_service.api.problems import status_of
 from geo_service.errors import Forbidden, ImportFileError
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services import bulk_import, uploads
-from geo_service.services.importers import formats, vector_files
-from geo_service.services.importers.sources import FileLimits, check_file, open_source
+from geo_service.services.importers import bulk_import, uploads
+from geo_service.services.importers.framework import file_types, vector_files
+from geo_service.services.importers.framework.sources import FileLimits, check_file, open_source
 from geo_service.settings import Settings
 
 CLI = str(Path(sys.executable).with_name("geo-service"))
@@ -158,26 +158,26 @@ def test_a_geojson_whose_crs_is_a_link_fetches_nothing(recorder, tmp_path):
 
 # -- the bytes decide, not the name ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(("head", "kind"), [
-    (b'{"type": "FeatureCollection", "features": []}', formats.JSON),
-    (b"\xef\xbb\xbf  \n{\"type\": \"Feature\"}", formats.JSON),
-    (b"<OGRVRTDataSource><OGRVRTLayer name='a'/></OGRVRTDataSource>", formats.XML),
-    (b"\xef\xbb\xbf<?xml version='1.0'?><wfs:FeatureCollection/>", formats.XML),
-    (b"borne_id;lieu;x;y\nB1;Mairie;1.44;44.45\n", formats.TEXT),
-    (b"id,nom\n1,P\xe9rigord\n", formats.TEXT),
-    (b"SQLite format 3\x00" + b"\x00" * 52 + b"GPKG" + b"\x00" * 100, formats.GEOPACKAGE),
-    (b"SQLite format 3\x00" + b"\x00" * 200, formats.SQLITE),
-    (b"fgb\x03fgb\x00" + b"\x00" * 50, formats.FLATGEOBUF),
-    (b"\x00\x00\x27\x0a" + b"\x00" * 24 + (1000).to_bytes(4, "little") + b"\x00" * 80, formats.SHAPE),
+    (b'{"type": "FeatureCollection", "features": []}', file_types.JSON),
+    (b"\xef\xbb\xbf  \n{\"type\": \"Feature\"}", file_types.JSON),
+    (b"<OGRVRTDataSource><OGRVRTLayer name='a'/></OGRVRTDataSource>", file_types.XML),
+    (b"\xef\xbb\xbf<?xml version='1.0'?><wfs:FeatureCollection/>", file_types.XML),
+    (b"borne_id;lieu;x;y\nB1;Mairie;1.44;44.45\n", file_types.TEXT),
+    (b"id,nom\n1,P\xe9rigord\n", file_types.TEXT),
+    (b"SQLite format 3\x00" + b"\x00" * 52 + b"GPKG" + b"\x00" * 100, file_types.GEOPACKAGE),
+    (b"SQLite format 3\x00" + b"\x00" * 200, file_types.SQLITE),
+    (b"fgb\x03fgb\x00" + b"\x00" * 50, file_types.FLATGEOBUF),
+    (b"\x00\x00\x27\x0a" + b"\x00" * 24 + (1000).to_bytes(4, "little") + b"\x00" * 80, file_types.SHAPE),
     (bytes([0x03, 124, 6, 15]) + b"\x00" * 4 + (97).to_bytes(2, "little") + (20).to_bytes(2, "little")
-     + b"\x00" * 30, formats.DBASE),
-    (b"%PDF-1.7\n", formats.PDF),
-    (b"PK\x03\x04\x14\x00", formats.ZIP),
-    (b"\x1f\x8b\x08\x00", formats.GZIP),
-    (b"\x7fELF\x02\x01\x01\x00", formats.BINARY),
-    (b"", formats.EMPTY),
+     + b"\x00" * 30, file_types.DBASE),
+    (b"%PDF-1.7\n", file_types.PDF),
+    (b"PK\x03\x04\x14\x00", file_types.ZIP),
+    (b"\x1f\x8b\x08\x00", file_types.GZIP),
+    (b"\x7fELF\x02\x01\x01\x00", file_types.BINARY),
+    (b"", file_types.EMPTY),
 ])
 def test_sniff_tells_the_kind_from_the_first_bytes(head: bytes, kind: str):
-    assert formats.sniff(head) == kind
+    assert file_types.sniff(head) == kind
 
 
 def test_a_virtual_dataset_named_geojson_is_refused_and_not_kept(web, engine, secret_file, tmp_path):

@@ -12,13 +12,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from geo_service.api.admin import page
-from geo_service.api.admin_pages import error_page, login_redirect
+from geo_service.api.admin_login import page
+from geo_service.api.admin_review import error_page, login_redirect
 from geo_service.api.deps import PrincipalDep, ReaderDep, RegistryDep, SettingsDep
 from geo_service.errors import NotFound, ServiceError
 from geo_service.layers import FieldDecl, LayerDecl
-from geo_service.services import listing, rights
-from geo_service.services.ogc.crs import CRS84, parse_bbox
+from geo_service.services.editing import feature_list, rights
+from geo_service.services.publish.crs import CRS84, parse_bbox
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -77,8 +77,8 @@ def features(request: Request, layer_id: str, principal: PrincipalDep, reader: R
     if not reader.can_read(layer):
         raise NotFound(f"Aucune couche modifiable « {layer_id} »")
     box = parse_bbox(bbox, CRS84).coords if bbox else None
-    filters = listing.Filters(q=q or None, commune=commune or None, epci=epci or None, state=state, bbox=box,
+    filters = feature_list.Filters(q=q or None, commune=commune or None, epci=epci or None, state=state, bbox=box,
                               limit=limit)
     with request.app.state.engine.connect() as conn:
-        return JSONResponse(listing.search(conn, layer, principal, reader, filters),
+        return JSONResponse(feature_list.search(conn, layer, principal, reader, filters),
                             media_type="application/geo+json")

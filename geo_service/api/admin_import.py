@@ -1,8 +1,8 @@
 """``/admin/import``: bulk import of a file into a layer (preview, column mapping, check, commit, undo) and,
 for administrators, the open-data importers (ARCEP, ANFR, BAN, national lists).
 
-Handlers only translate HTTP: the file is kept by ``services/uploads.py`` between the pages, the rows go
-through ``services/bulk_import.py`` (the editing rules, one change set) and open-data files through
+Handlers only translate HTTP: the file is kept by ``services/importers/uploads.py`` between the pages, the rows go
+through ``services/importers/bulk_import.py`` (the editing rules, one change set) and open-data files through
 ``services/importers.run_import`` — the same services as ``geo-service edit import`` and ``geo-service import``.
 """
 
@@ -16,18 +16,19 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from geo_service.api.admin import check_csrf, page
-from geo_service.api.admin_pages import STAFF, error_page, login_redirect, require_role, web_context
+from geo_service.api.admin_login import check_csrf, page
+from geo_service.api.admin_review import STAFF, error_page, login_redirect, require_role, web_context
 from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
 from geo_service.api.problems import status_of
 from geo_service.db import unbounded
 from geo_service.errors import ImportFileError, NotFound, ServiceError
 from geo_service.layers import LayerDecl, LayerRegistry
-from geo_service.services import bulk_import, rights, uploads
-from geo_service.services.accounts import Principal
-from geo_service.services.importers import OPEN_DATA_KINDS, formats, kinds, run_import
-from geo_service.services.importers.geo import LAMBERT93, WGS84
-from geo_service.services.importers.sources import FileLimits, check_file
+from geo_service.services.editing import rights
+from geo_service.services.editing.accounts import Principal
+from geo_service.services.importers import OPEN_DATA_KINDS, bulk_import, kinds, run_import, uploads
+from geo_service.services.importers.framework import file_types
+from geo_service.services.importers.framework.coordinates import LAMBERT93, WGS84
+from geo_service.services.importers.framework.sources import FileLimits, check_file
 from geo_service.settings import Settings
 
 router = APIRouter(prefix="/admin/import", include_in_schema=False)
@@ -46,7 +47,7 @@ def _keep(settings: Settings, file: UploadFile, principal: Principal, accepted: 
     """The sent file, stored once its bytes show an accepted kind (alone, gzipped, or the members of a zip);
     refused with nothing kept otherwise."""
     kept = uploads.save(_folder(settings), file.file, file.filename or "fichier", principal.username,
-                        settings.editing.max_upload_bytes, accepted | {formats.ZIP, formats.GZIP})
+                        settings.editing.max_upload_bytes, accepted | {file_types.ZIP, file_types.GZIP})
     try:
         check_file(kept.path, kept.name, accepted, FileLimits.from_settings(settings))
     except ServiceError:

@@ -13,15 +13,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from geo_service.api.admin import check_csrf, page
-from geo_service.api.admin_pages import error_page, login_redirect, require_role
+from geo_service.api.admin_login import check_csrf, page
+from geo_service.api.admin_review import error_page, login_redirect, require_role
 from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
 from geo_service.api.problems import status_of
 from geo_service.errors import InvalidParameter, ServiceError
 from geo_service.layers import LayerRegistry
-from geo_service.services import accounts, conventions
-from geo_service.services.accounts import Principal
-from geo_service.services.conventions import LOCAL_TIME
+from geo_service.services.editing import accounts, conventions
+from geo_service.services.editing.accounts import Principal
+from geo_service.services.editing.conventions import LOCAL_TIME
 from geo_service.settings import Settings
 
 router = APIRouter(prefix="/admin", include_in_schema=False)

@@ -16,9 +16,9 @@ from sqlalchemy.exc import DBAPIError
 
 from geo_service.errors import Forbidden, NotFound, Unauthenticated
 from geo_service.layers import LayerDecl, LayerRegistry
-from geo_service.services import accounts, rights
-from geo_service.services.accounts import ANONYMOUS_PRINCIPAL, Principal
-from geo_service.services.ogc.reader import ANONYMOUS, Reader
+from geo_service.services.editing import accounts, rights
+from geo_service.services.editing.accounts import ANONYMOUS_PRINCIPAL, Principal
+from geo_service.services.publish.read_access import ANONYMOUS, Reader
 from geo_service.settings import Settings
 
 T = TypeVar("T")
@@ -46,7 +46,7 @@ def get_connection(request: Request) -> Iterator[Connection]:
 def read_only(request: Request, work: Callable[[Connection], T]) -> T:
     """Run ``work`` on a connection of the read engine (``db.make_read_engine``: autocommit, read-only, generic
     plans, no ping): for a single short statement, no BEGIN, ROLLBACK or ping around it. A connection found
-    dead (there is no ping) is retried once, as ``api/nearby.py`` does."""
+    dead (there is no ping) is retried once, as ``api/resident_api.py`` does."""
     state = request.app.state
     engine = getattr(state, "read_engine", None)
     try:
@@ -84,7 +84,7 @@ async def get_public_layer(layer_id: str, registry: Annotated[LayerRegistry, Dep
     return registry.get(layer_id)
 
 
-# -- accounts: who is asking (services/accounts.py), what they may read (services/rights.py) ----------------------
+# -- accounts: who is asking (services/editing/accounts.py), what they may read (services/editing/rights.py) ----
 SESSION_COOKIE = "gs_session"
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -163,7 +163,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 async def get_reader(request: Request) -> Reader:
     """What the request may read: the public, or more for accounts (``rights.reader_for``).
 
-    Called as a function too (``api/ogc.py``): each dependency FastAPI resolves costs it more CPU per
+    Called as a function too (``api/ogc_read.py``): each dependency FastAPI resolves costs it more CPU per
     request than this does; the principal and the reader are therefore kept on the request.
     """
     cached = getattr(request.state, "reader", None)

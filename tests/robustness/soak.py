@@ -79,7 +79,9 @@ def database_settings() -> Settings:
     registry = LayerRegistry.from_dir(settings.layers_dir)
     engine = make_engine(settings, pool_size=1)
     with engine.begin() as conn:
-        from geo_service.services import accounts, boundaries, demo
+        from geo_service.services import demo
+        from geo_service.services.editing import accounts
+        from geo_service.services.importers import boundaries
 
         if not conn.execute(text("SELECT count(*) FROM communes")).scalar():
             say("Limites administratives…")
@@ -234,7 +236,7 @@ def main() -> None:
     settings = database_settings()
     engine = make_engine(settings, pool_size=1)
     with engine.begin() as conn:
-        from geo_service.services import accounts
+        from geo_service.services.editing import accounts
 
         token = accounts.create_token(conn, "soak-admin", f"soak {date.today().isoformat()}", days=1)
     port = int(os.environ.get("SOAK_PORT") or free_port())

@@ -17,7 +17,8 @@ from sqlalchemy.engine import make_url
 
 from geo_service.db import make_engine, migrate
 from geo_service.layers import LayerRegistry
-from geo_service.services import boundaries, conventions
+from geo_service.services.editing import conventions
+from geo_service.services.importers import boundaries
 from geo_service.settings import Settings
 
 # The tables a refused request must not touch: every layer's, and what editing writes beside them.

@@ -25,9 +25,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from geo_service.main import create_app
-from geo_service.services import accounts, conventions, editing
-from geo_service.services.accounts import Principal
-from geo_service.services.editing import EditContext, EditRules
+from geo_service.services.editing import accounts, conventions, feature_writes
+from geo_service.services.editing.accounts import Principal
+from geo_service.services.editing.feature_writes import EditContext, EditRules
 from robustness.support import World, build_world, scratch_database
 
 ROLES = ("anonymous", "revoked_token", "disabled_account", "expired_convention", "contributor_a_on_b", "editor",
@@ -175,12 +175,12 @@ class Matrix:
                    "properties": {"borne_id": f"matrix-{n}", "code_insee": "46102", "lieu": "Mairie",
                                   "ssid": "WIFI public lotois", "statut": "installee"}}
         with self.world.engine.begin() as conn:
-            fid = editing.create_feature(conn, ctx, "wifi_hotspots", feature).fid
+            fid = feature_writes.create_feature(conn, ctx, "wifi_hotspots", feature).fid
             for version in range(1, versions):
-                editing.patch_feature(conn, ctx, "wifi_hotspots", fid, {"properties": {"lieu": f"v{version + 1}"}},
-                                      version)
+                feature_writes.patch_feature(conn, ctx, "wifi_hotspots", fid,
+                                             {"properties": {"lieu": f"v{version + 1}"}}, version)
             if deleted:
-                editing.delete_feature(conn, ctx, "wifi_hotspots", fid, versions)
+                feature_writes.delete_feature(conn, ctx, "wifi_hotspots", fid, versions)
         return fid
 
     def version(self, fid: int) -> int:
@@ -199,7 +199,7 @@ class Matrix:
                    "properties": {"borne_id": f"proposal-{n}", "code_insee": "46102", "lieu": "Proposée",
                                   "ssid": "WIFI public lotois", "statut": "installee"}}
         with self.world.engine.begin() as conn:
-            return editing.create_feature(conn, ctx, "wifi_hotspots", feature).change_request_id
+            return feature_writes.create_feature(conn, ctx, "wifi_hotspots", feature).change_request_id
 
     def session(self, actor: Actor) -> Actor:
         """Another session of the same account (logging out closes the one it is sent with)."""

@@ -23,7 +23,7 @@ from shapely.geometry import shape
 from sqlalchemy import text
 
 from geo_service.main import create_app
-from geo_service.services import accounts
+from geo_service.services.editing import accounts
 from robustness.support import World, build_world, scratch_database, table_checksum
 
 SQL_FRAGMENTS = ["' OR 1=1--", '"; DROP TABLE premises; --', "$$", "1; SELECT pg_sleep(5)--", "')) OR true--"]

@@ -15,7 +15,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The function body as of this revision; geo_service.db.migrate() then installs it and one trigger per
-# layer table (services/layer_state.py), so a layer added later gets its trigger too.
+# layer table (services/publish/layer_state.py), so a layer added later gets its trigger too.
 FUNCTION = """
 CREATE OR REPLACE FUNCTION geo_service_layer_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

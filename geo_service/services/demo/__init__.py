@@ -16,13 +16,13 @@ from datetime import date
 from sqlalchemy import Connection, text
 
 from geo_service.layers import LayerRegistry
-from geo_service.services import geocoder
-from geo_service.services.demo import addresses, coverage, fibre, med, mobile, places
-from geo_service.services.demo.errors import DemoError
+from geo_service.services.demo import addresses, coverage, fibre, med, mobile, place_rows
+from geo_service.services.demo.demo_error import DemoError
 from geo_service.services.demo.geometry import rng_for
 from geo_service.services.demo.params import DEMO_FILE, DemoParams, load_params
+from geo_service.services.demo.row_writer import Stamp, copy_rows, delete_demo_rows, demo_tables, record_load
 from geo_service.services.demo.territory import NOT_LOADED, Territory
-from geo_service.services.demo.writer import Stamp, copy_rows, delete_demo_rows, demo_tables, record_load
+from geo_service.services.resident import geocoder
 from geo_service.settings import TerritorySettings
 
 __all__ = ["DemoError", "DemoReport", "demo_present", "generate", "load_params"]
@@ -151,8 +151,8 @@ def _write_all(conn: Connection, registry: LayerRegistry, params: DemoParams, la
     counts["mobile_coverage"] = coverage.coverage(conn, params, sites, stamp)
     counts["white_zones"] = coverage.white_zones(conn, params, stamp)
     say("Wi-Fi public, tiers-lieux et lieux d'aide au numérique…")
-    contacts = places.Contacts(params, rng_for(seed, "contacts"))
-    write("wifi_hotspots", places.wifi(land, params, rollout.amii_currents, rng_for(seed, "wifi")))
-    write("third_places", places.third_places(land, params, registry, contacts, rng_for(seed, "third_places")))
-    write("digital_help_places", places.digital_help(land, params, contacts, rng_for(seed, "digital_help")))
+    contacts = place_rows.Contacts(params, rng_for(seed, "contacts"))
+    write("wifi_hotspots", place_rows.wifi(land, params, rollout.amii_currents, rng_for(seed, "wifi")))
+    write("third_places", place_rows.third_places(land, params, registry, contacts, rng_for(seed, "third_places")))
+    write("digital_help_places", place_rows.digital_help(land, params, contacts, rng_for(seed, "digital_help")))
     return {layer: counts[layer] for layer in LAYERS}, deleted

@@ -4,8 +4,8 @@ Coverage: for each operator and technology, discs around the demo masts in servi
 technology, growing with the mast's height) merged in Lambert-93, minus the relief shadows (a programme
 mast covers its own valley, not its neighbours'), clipped to the territory, stored as disjoint rings
 TBC / BC / CL.
-White zones: computed by ``services/white_zones.py`` (the same code as for real coverage) on the demo rows:
-the territory minus the union of the stored coverage rows, so that they cannot overlap what they were
+White zones: computed by ``services/importers/white_zone_compute.py`` (the same code as for real coverage) on the
+demo rows: the territory minus the union of the stored coverage rows, so that they cannot overlap what they were
 derived from; fragments below ``min_part_m2`` (rounding slivers) are dropped.
 """
 
@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, text
 
-from geo_service.services import white_zones as white_zone_service
 from geo_service.services.demo.mobile import Mobile
 from geo_service.services.demo.params import OPERATORS, DemoParams
-from geo_service.services.demo.writer import Stamp
+from geo_service.services.demo.row_writer import Stamp
+from geo_service.services.importers import white_zone_compute as white_zone_service
 
 LEVELS = ("TBC", "BC", "CL")
 _EMPTY = "ST_GeomFromText('POLYGON EMPTY', {srid})"

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import numpy as np
 
 from geo_service.services.demo.addresses import Premises
-from geo_service.services.demo.errors import DemoError
+from geo_service.services.demo.demo_error import DemoError
 from geo_service.services.demo.geometry import balanced_groups, ewkb_hex, ewkb_hex_geoms, to_metric, to_storage
 from geo_service.services.demo.params import DemoParams
 from geo_service.services.demo.territory import Territory

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Connection, text
 
-from geo_service.services.demo.errors import DemoError
+from geo_service.services.demo.demo_error import DemoError
 from geo_service.services.demo.geometry import MARGIN_DEG, Keep, project, scatter, to_metric
 
 NOT_LOADED = "chargez d'abord les limites : geo-service load boundaries"

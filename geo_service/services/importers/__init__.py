@@ -7,12 +7,12 @@ The framework is in ``base`` (context, provenance, journal), ``sources`` (files,
 (coordinates) and ``writer`` (stage, territory check, upsert); each other module is one kind.
 """
 
-from geo_service.services.importers import formats
-from geo_service.services.importers.base import Kind, Progress, guess_source_date, kinds, run_import
-from geo_service.services.importers.report import ImportReport, Issue
+from geo_service.services.importers.framework import file_types
+from geo_service.services.importers.framework.import_report import ImportReport, Issue
+from geo_service.services.importers.framework.import_run import Kind, Progress, guess_source_date, kinds, run_import
 
 # What an open-data file may hold, by its bytes (tables, GeoPackage coverage maps, JSON lists).
-OPEN_DATA_KINDS = frozenset({formats.TEXT, formats.GEOPACKAGE, formats.JSON})
+OPEN_DATA_KINDS = frozenset({file_types.TEXT, file_types.GEOPACKAGE, file_types.JSON})
 
 __all__ = ["OPEN_DATA_KINDS", "ImportReport", "Issue", "Kind", "Progress", "guess_source_date", "kinds",
            "run_import"]

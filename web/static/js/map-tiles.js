@@ -3,8 +3,8 @@
  *
  * map.js asks window.lotTiles.denseLayer(map, decl, options) for the layer of a declaration with too many
  * features to load as GeoJSON. When the layer is first shown, its TileJSON
- * (/ogc/collections/{id}/tiles/WebMercatorQuad/tilejson.json, services/tilesets.py) gives the tile address and
- * zoom range; each tile is a Mapbox Vector Tile built by PostGIS (services/tiles.py). Colours and popups are
+ * (/ogc/collections/{id}/tiles/WebMercatorQuad/tilejson.json, services/publish/tilesets.py) gives the tile address and
+ * zoom range; each tile is a Mapbox Vector Tile built by PostGIS (services/publish/vector_tiles.py). Colours and popups are
  * map.js's own (options.colourOf, options.popupContent), so the layer looks the same as when it came as GeoJSON.
  * Without this file or without the vendored library, map.js keeps loading dense layers by bounding box.
  */

@@ -1,7 +1,7 @@
 /*
  * Resident map ("Services près de chez vous").
  *
- * The page (services/map_view.py) renders the Leaflet map with Folium, the layer toggles and the legend, and a
+ * The page (services/resident/map_page.py) renders the Leaflet map with Folium, the layer toggles and the legend, and a
  * JSON configuration derived from the layer declarations. This script fetches each layer's GeoJSON from
  * /api/layers/{id} when its toggle is on, draws it with the declared style, and keeps popups, hints, the demo
  * badge and the attribution in step. Nothing here names a layer: the declarations drive everything.

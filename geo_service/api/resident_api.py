@@ -1,0 +1,110 @@
+"""``/api/nearby`` (the "près de chez vous" report) and ``/api/geocode`` (address and commune search)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic_core import to_json
+
+from geo_service.api.deps import read_only
+from geo_service.api.resident_models import GeocodeResponse, NearbyReport
+from geo_service.errors import InvalidParameter
+from geo_service.services.resident import geocoder
+from geo_service.services.resident import nearby_report as report_service  # the route is named nearby_report
+
+router = APIRouter(tags=["près de chez vous"])
+
+PROBLEM = {"description": "Problème (RFC 9457), message en français",
+           "content": {"application/problem+json": {}}}
+QUERY_DOC = f"Adresse ou commune, {geocoder.MAX_QUERY_LENGTH} caractères au plus"
+
+
+def json_response(body: Any, max_age: int) -> Response:
+    """The body serialised once, as is: the response models document it, the tests check it against them.
+
+    pydantic-core's encoder (Rust) writes the same text as ``json.dumps(..., ensure_ascii=False,
+    separators=(",", ":"))`` with ISO 8601 dates, in a tenth of the time: the standard library's took a sixth
+    of a report's CPU. (Only floats below 1e-4 would be spelt differently, 0.00001 for 1e-05: none here.)
+    """
+    return Response(to_json(body), media_type="application/json",
+                    headers={"Cache-Control": f"public, max-age={max_age}"})
+
+
+# The hot path's blocking work runs on at most this many threads per process: one computes while another waits
+# for PostgreSQL. Left to the shared pool (40 threads), 16 concurrent requests became 8 threads per worker taking
+# the GIL from each other and from the event loop: on 2 cores, ≈ 600 reports/s and a p99 of 70–190 ms, against
+# ≈ 800–950 reports/s and 28–39 ms with 2 threads (docs/benchmarks.md). Other routes keep the shared pool.
+HOT_PATH_THREADS = 2
+
+
+async def _in_thread(request: Request, work: Callable[..., Response], *args: Any) -> Response:
+    """``work(*args)`` on a thread of the hot path's own small pool (one per event loop: a limiter belongs to the
+    loop it was made in, and an app may outlive one, as in tests)."""
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    owner, limiter = getattr(state, "hot_path_limiter", (None, None))
+    if owner is not loop:
+        limiter = anyio.CapacityLimiter(HOT_PATH_THREADS)
+        state.hot_path_limiter = (loop, limiter)
+    return await anyio.to_thread.run_sync(work, *args, limiter=limiter)
+
+
+def _report(request: Request, lon: float | None, lat: float | None, address: str | None) -> Response:
+    state = request.app.state
+    territory = state.settings.territory
+    if address is not None:
+        report = read_only(request, lambda conn: report_service.report_for_address(conn, state.registry, territory,
+                                                                                   address)[1])
+    else:
+        report = read_only(request, lambda conn: report_service.report(conn, state.registry, territory, lon, lat))
+    return json_response(report, state.settings.api.cache_max_age_s)
+
+
+def _geocode(request: Request, q: str | None, limit: int) -> Response:
+    results = read_only(request, lambda conn: geocoder.search(conn, q, limit))
+    return json_response({"query": (q or "").strip(), "results": [r.as_dict() for r in results]},
+                         request.app.state.settings.api.cache_max_age_s)
+
+
+# These two handlers are the hot path of the resident map (one call per keystroke, per click): they are
+# `async` and run their blocking work in one thread hop (``_in_thread``), instead of one hop per sync dependency
+# (settings, registry, connection) and one for the handler — a third of a report's time under load.
+@router.get("/api/nearby", response_model=NearbyReport,
+            summary="Rapport « près de chez vous » pour un point ou une adresse",
+            responses={400: PROBLEM, 404: PROBLEM, 422: PROBLEM})
+async def nearby_report(request: Request,
+                        lon: float | None = Query(None, ge=-180, le=180, allow_inf_nan=False,
+                                                  description="Longitude WGS84 (degrés), avec lat"),
+                        lat: float | None = Query(None, ge=-90, le=90, allow_inf_nan=False,
+                                                  description="Latitude WGS84 (degrés), avec lon"),
+                        address: str | None = Query(None, description=f"{QUERY_DOC} ; à la place de lon et lat",
+                                                    json_schema_extra={"maxLength": geocoder.MAX_QUERY_LENGTH})
+                        ) -> Response:
+    """Fibre, montée en débit, mobile et zones blanches, Wi-Fi public, tiers-lieux et lieux d'aide au numérique
+    autour d'un point du territoire, chaque rubrique avec sa source et sa date. Hors du territoire : 422."""
+    if address is not None:
+        if lon is not None or lat is not None:
+            raise InvalidParameter("Indiquez soit address, soit lon et lat, pas les deux.", parameter="address")
+        geocoder.check_query(address)
+    elif lon is None or lat is None:
+        missing = "lat" if lon is not None else "lon"
+        raise InvalidParameter("Indiquez lon et lat (degrés WGS84), ou address.", parameter=missing)
+    return await _in_thread(request, _report, request, lon, lat, address)
+
+
+@router.get("/api/geocode", response_model=GeocodeResponse, summary="Recherche d'adresse ou de commune",
+            responses={400: PROBLEM})
+async def geocode(request: Request,
+                  q: str | None = Query(None, description=QUERY_DOC,
+                                        json_schema_extra={"maxLength": geocoder.MAX_QUERY_LENGTH}),
+                  limit: int = Query(geocoder.DEFAULT_LIMIT, ge=1, le=geocoder.MAX_LIMIT,
+                                     description="Nombre de réponses")) -> Response:
+    """Adresses (numéro et voie), voies et communes du territoire, les plus pertinentes d'abord ; insensible
+    aux accents, à la casse, aux abréviations (av, st, bd, rte, chem, imp, pl…) et aux petites fautes."""
+    geocoder.check_query(q)
+    return await _in_thread(request, _geocode, request, q, limit)

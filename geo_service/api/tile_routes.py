@@ -1,0 +1,171 @@
+"""Vector tiles: OGC API – Tiles under ``/ogc`` (tileset lists, metadata, tiles, tile matrix sets, TileJSON)
+and the short ``/tiles/{id}/{z}/{x}/{y}.mvt`` the map uses.
+
+Handlers check the address, ask ``geo_service.services.publish.vector_tiles`` / ``tilesets`` and shape the response.
+A tile's ETag is made of the layer change counters and the address, so a revalidation (304) costs one
+primary-key lookup and no tile is built. An empty tile is ``204 No Content`` (OGC API – Tiles).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Connection, Engine
+from starlette.concurrency import run_in_threadpool
+
+from geo_service.api import ogc_read
+from geo_service.api.caching import cache_headers, etag_of, not_modified
+from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep
+from geo_service.api.urls import absolute_url
+from geo_service.errors import InvalidParameter
+from geo_service.layers import LayerRegistry
+from geo_service.services.publish import layer_state, ogc_documents, tilesets, vector_tiles
+from geo_service.services.publish.feature_reader import Collection, open_collection, readable_collections
+from geo_service.services.publish.read_access import Reader
+from geo_service.settings import Settings
+
+router = APIRouter(tags=["Tuiles vectorielles"])
+_MVT_RESPONSES = {200: {"content": {vector_tiles.MVT: {}}, "description": "Tuile Mapbox Vector Tile"},
+                  204: {"description": "Tuile vide : aucune entité à cet endroit"}}
+TMS_PATH = "{tileMatrixSetId}"
+TILE_PATH = "{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
+
+
+def _base(request: Request) -> str:
+    """The OGC landing page's absolute URL (api/urls.py), like ``url_for("ogc_landing")`` but cheaper."""
+    return absolute_url(request, ogc_read.router.prefix)
+
+
+def _json(request: Request, settings: Settings, doc: dict, media_type: str = ogc_documents.JSON) -> Response:
+    """A metadata document (JSON only), with an ETag of its content and 304 when it matches."""
+    f = request.query_params.get("f")
+    if f not in (None, "json"):
+        raise InvalidParameter(f"Format « {f} » inconnu ; ce document existe en json", parameter="f")
+    etag = etag_of(doc)
+    headers = cache_headers(settings, etag, vary=None)
+    if not_modified(request, etag, None):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(doc, media_type=media_type, headers=headers)
+
+
+async def _tile(request: Request, settings: Settings, engine: Engine, collections: list[Collection],
+                address: vector_tiles.TileAddress, reader: Reader) -> Response:
+    # The handlers are async and the database work one trip to the thread pool: a sync handler with a
+    # connection dependency costs three trips, a measurable share of a small tile (docs/benchmarks.md).
+    return await run_in_threadpool(_tile_response, request, settings, engine, collections, address, reader)
+
+
+def _tile_response(request: Request, settings: Settings, engine: Engine, collections: list[Collection],
+                   address: vector_tiles.TileAddress, reader: Reader) -> Response:
+    with engine.connect() as conn:
+        states = layer_state.states(conn, [c.id for c in collections])
+        changed = max((s.changed_at for s in states.values() if s.changed_at), default=None)
+        etag = etag_of("mvt", vector_tiles.TILE_FORMAT, reader,
+                       sorted((k, s.version, s.changed_at) for k, s in states.items()), address,
+                       settings.tiles.model_dump())
+        headers = cache_headers(settings, etag, changed, vary=None)
+        if not_modified(request, etag, changed):
+            return Response(status_code=304, headers=headers)
+        data = vector_tiles.render(conn, collections, address, settings.tiles)
+    if not data:
+        return Response(status_code=204, headers=headers)
+    return Response(data, media_type=vector_tiles.MVT, headers=headers)
+
+
+# -- tile matrix sets -------------------------------------------------------------------------------------
+@router.get("/ogc/tileMatrixSets", summary="Grilles de tuilage proposées")
+def tile_matrix_sets(request: Request, settings: SettingsDep) -> Response:
+    return _json(request, settings, tilesets.tile_matrix_sets(_base(request)))
+
+
+@router.get("/ogc/tileMatrixSets/{tileMatrixSetId}", summary="Définition d'une grille de tuilage")
+def tile_matrix_set(request: Request, settings: SettingsDep, tileMatrixSetId: str) -> Response:  # noqa: N803
+    return _json(request, settings, tilesets.tile_matrix_set_document(tileMatrixSetId))
+
+
+# -- one collection ---------------------------------------------------------------------------------------
+@router.get("/ogc/collections/{collectionId}/tiles", summary="Jeux de tuiles vectorielles d'une collection")
+def collection_tilesets(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                        conn: ConnectionDep, collectionId: str) -> Response:  # noqa: N803
+    base = _base(request)
+    tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), base)
+    return _json(request, settings, tilesets.tilesets_list(tileset, f"{base}/collections/{collectionId}/tiles", base))
+
+
+@router.get(f"/ogc/collections/{{collectionId}}/tiles/{TMS_PATH}", summary="Description d'un jeu de tuiles")
+def collection_tileset(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                       conn: ConnectionDep, collectionId: str, tileMatrixSetId: str) -> Response:  # noqa: N803
+    vector_tiles.check_tms(tileMatrixSetId)
+    base = _base(request)
+    tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), base)
+    return _json(request, settings, tilesets.tileset_metadata(tileset, base, settings.tiles))
+
+
+@router.get(f"/ogc/collections/{{collectionId}}/tiles/{TMS_PATH}/tilejson.json", summary="TileJSON 3.0",
+            responses={200: {"content": {tilesets.TILEJSON: {"schema": {"type": "object"}}}}})
+def collection_tilejson(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                        conn: ConnectionDep, collectionId: str, tileMatrixSetId: str) -> Response:  # noqa: N803
+    vector_tiles.check_tms(tileMatrixSetId)
+    tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), _base(request))
+    return _json(request, settings, tilesets.tilejson(tileset, settings.tiles), tilesets.TILEJSON)
+
+
+@router.get(f"/ogc/collections/{{collectionId}}/tiles/{TILE_PATH}", summary="Une tuile vectorielle",
+            response_class=Response, responses=_MVT_RESPONSES)
+async def collection_tile(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                          engine: EngineDep, collectionId: str, tileMatrixSetId: str,  # noqa: N803
+                          tileMatrix: str, tileRow: str, tileCol: str) -> Response:  # noqa: N803
+    collection = open_collection(registry, collectionId, reader)
+    address = vector_tiles.parse_tile(tileMatrixSetId, tileMatrix, tileRow, tileCol, settings.tiles)
+    return await _tile(request, settings, engine, [collection], address, reader)
+
+
+# -- every public collection ------------------------------------------------------------------------------
+def _dataset(request: Request, settings: Settings, registry: LayerRegistry, reader: Reader,
+             conn: Connection) -> tilesets.Tileset:
+    return tilesets.dataset_tileset(conn, readable_collections(registry, reader), _base(request),
+                                    settings.territory.name)
+
+
+@router.get("/ogc/tiles", summary="Jeux de tuiles vectorielles de toutes les couches")
+def dataset_tilesets(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                     conn: ConnectionDep) -> Response:
+    base = _base(request)
+    tileset = _dataset(request, settings, registry, reader, conn)
+    return _json(request, settings, tilesets.tilesets_list(tileset, f"{base}/tiles", base))
+
+
+@router.get(f"/ogc/tiles/{TMS_PATH}", summary="Description du jeu de tuiles de toutes les couches")
+def dataset_tileset(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                    conn: ConnectionDep, tileMatrixSetId: str) -> Response:  # noqa: N803
+    vector_tiles.check_tms(tileMatrixSetId)
+    tileset = _dataset(request, settings, registry, reader, conn)
+    return _json(request, settings, tilesets.tileset_metadata(tileset, _base(request), settings.tiles))
+
+
+@router.get(f"/ogc/tiles/{TMS_PATH}/tilejson.json", summary="TileJSON 3.0 de toutes les couches",
+            responses={200: {"content": {tilesets.TILEJSON: {"schema": {"type": "object"}}}}})
+def dataset_tilejson(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                     conn: ConnectionDep, tileMatrixSetId: str) -> Response:  # noqa: N803
+    vector_tiles.check_tms(tileMatrixSetId)
+    tileset = _dataset(request, settings, registry, reader, conn)
+    return _json(request, settings, tilesets.tilejson(tileset, settings.tiles), tilesets.TILEJSON)
+
+
+@router.get(f"/ogc/tiles/{TILE_PATH}", summary="Une tuile de toutes les couches (une couche MVT par collection)",
+            response_class=Response, responses=_MVT_RESPONSES)
+async def dataset_tile(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                       engine: EngineDep, tileMatrixSetId: str, tileMatrix: str, tileRow: str,  # noqa: N803
+                       tileCol: str) -> Response:  # noqa: N803
+    address = vector_tiles.parse_tile(tileMatrixSetId, tileMatrix, tileRow, tileCol, settings.tiles)
+    return await _tile(request, settings, engine, readable_collections(registry, reader), address, reader)
+
+
+# -- the short form the map uses (x before y, as in most web maps) ----------------------------------------
+@router.get("/tiles/{layerId}/{z}/{x}/{y}.mvt", summary="Une tuile vectorielle (forme courte z/x/y)",
+            response_class=Response, responses=_MVT_RESPONSES)
+async def short_tile(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
+                     engine: EngineDep, layerId: str, z: str, x: str, y: str) -> Response:  # noqa: N803
+    collection = open_collection(registry, layerId, reader)
+    address = vector_tiles.parse_tile(vector_tiles.TMS_ID, z, y, x, settings.tiles, names=("z", "y", "x"))
+    return await _tile(request, settings, engine, [collection], address, reader)

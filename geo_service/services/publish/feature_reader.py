@@ -1,0 +1,140 @@
+"""A layer seen as an OGC API collection: its table, and the properties a given reader may see and query.
+
+Everything here derives from the layer declaration (through ``geo_service.tables``): the property list
+drives the GeoJSON properties, the queryables, the property filters, ``sortby`` and CQL2 alike, so that
+one list decides what is visible and what is queryable.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from dataclasses import dataclass
+
+from sqlalchemy import Column, ColumnElement, MetaData, Table, and_, true
+
+from geo_service.errors import InvalidParameter, NotFound
+from geo_service.layers import FieldDecl, LayerDecl, LayerRegistry
+from geo_service.services.publish.read_access import Reader
+from geo_service.tables import build_metadata
+
+# Names a client may use for the geometry in CQL2 (``geometry`` is the one queryables advertise).
+GEOMETRY_NAMES = ("geometry", "geom")
+# Service columns of editable layers that the public may see and filter on: (name, type, French title).
+_SERVICE_PROPERTIES = (
+    ("source", "string", "Source de la donnée"),
+    ("demo", "boolean", "Donnée de démonstration (fictive)"),
+    ("updated_at", "datetime", "Dernière mise à jour"),
+)
+
+_METADATA: weakref.WeakKeyDictionary[LayerRegistry, MetaData] = weakref.WeakKeyDictionary()
+
+
+def _metadata(registry: LayerRegistry) -> MetaData:
+    # Tables are built once per registry: they are pure functions of the declarations.
+    if registry not in _METADATA:
+        _METADATA[registry] = build_metadata(registry)
+    return _METADATA[registry]
+
+
+@dataclass(frozen=True)
+class Prop:
+    """One feature property: its name, declared type, French title, column, and declaration if any."""
+
+    name: str
+    type: str
+    title: str
+    column: Column
+    field: FieldDecl | None = None
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.type in ("date", "datetime")
+
+
+@dataclass(frozen=True)
+class Collection:
+    layer: LayerDecl
+    table: Table
+    props: dict[str, Prop]
+    reader: Reader
+
+    @property
+    def id(self) -> str:
+        return self.layer.id
+
+    @property
+    def geom(self) -> Column:
+        return self.table.c.geom
+
+    @property
+    def fid(self) -> Column:
+        return self.table.c.fid
+
+    @property
+    def date_prop(self) -> Prop | None:
+        """The property ``datetime`` filters on: the layer's declared ``date_field``, if visible."""
+        return self.props.get(self.layer.date_field) if self.layer.date_field else None
+
+    def visible_rows(self) -> ColumnElement[bool]:
+        """Rows this reader may see: proposals and rejected edits stay hidden from the public."""
+        return _visible_rows(self.table, self.layer.editable, self.reader.published_only)
+
+    def prop(self, name: str, parameter: str) -> Prop:
+        """The property ``name``, or a 400 naming the parameter and the properties that exist."""
+        if name not in self.props:
+            known = ", ".join(self.props)
+            raise InvalidParameter(f"Propriété inconnue « {name} » dans {parameter} ; propriétés : {known}",
+                                   parameter=parameter)
+        return self.props[name]
+
+
+# Built once per table and kind of reader: expressions are immutable, and this one is in every query.
+@functools.lru_cache(maxsize=1024)
+def _visible_rows(table: Table, editable: bool, published_only: bool) -> ColumnElement[bool]:
+    if not editable:
+        return true()
+    # Logically deleted rows are hidden from every reader (services/editing/feature_writes.py restores them).
+    alive = table.c.deleted_at.is_(None)
+    if published_only:
+        return and_(alive, table.c.validation_state == "published")
+    return alive
+
+
+def _props(layer: LayerDecl, table: Table, reader: Reader) -> dict[str, Prop]:
+    fields = layer.fields if reader.sees_restricted(layer) else layer.public_fields()
+    props = {f.name: Prop(f.name, f.type, f.label, table.c[f.name], f) for f in fields}
+    if layer.editable:
+        props.update({name: Prop(name, type_, title, table.c[name]) for name, type_, title in _SERVICE_PROPERTIES})
+    return props
+
+
+# Collections opened, per registry: a collection is a pure function of the declarations and the reader, and
+# building its properties on every request cost as much CPU as reading a feature. Bounded: readers are few
+# (the public, the staff, an EPCI's conventions).
+_COLLECTIONS: weakref.WeakKeyDictionary[LayerRegistry, dict[tuple[str, Reader], Collection]] = \
+    weakref.WeakKeyDictionary()
+
+
+def open_collection(registry: LayerRegistry, layer_id: str, reader: Reader) -> Collection:
+    """The collection of a layer this reader may read; any other id is a 404 (a hidden layer does not exist)."""
+    opened = _COLLECTIONS.get(registry)
+    if opened is None:
+        opened = _COLLECTIONS.setdefault(registry, {})
+    collection = opened.get((layer_id, reader))
+    if collection is not None:
+        return collection
+    if layer_id not in registry or not reader.can_read(registry.get(layer_id)):
+        raise NotFound(f"Aucune collection « {layer_id} »")
+    layer = registry.get(layer_id)
+    table = _metadata(registry).tables[layer.id]
+    collection = Collection(layer, table, _props(layer, table, reader), reader)
+    if len(opened) >= 1024:
+        opened.clear()
+    opened[(layer_id, reader)] = collection
+    return collection
+
+
+def readable_collections(registry: LayerRegistry, reader: Reader) -> list[Collection]:
+    """Every collection this reader may read, in map order."""
+    return [open_collection(registry, layer.id, reader) for layer in registry if reader.can_read(layer)]

@@ -1,0 +1,306 @@
+"""The resident map page model: panel, legend and map configuration, all derived from the layer registry.
+
+No layer is named here: a new file in ``layers/`` gets its toggle, legend, style and popup on ``/map``
+without code. The features themselves are not in the page; ``web/static/js/map.js`` fetches them from
+``/api/layers/{id}`` (dense layers by bounding box), so the HTML stays small and cacheable.
+
+The Leaflet map object is built with Folium, the project's map library, restricted to self-hosted assets:
+``LocalMap`` replaces Folium's CDN links (Leaflet, jQuery, Bootstrap, Font Awesome, awesome-markers) with
+our vendored Leaflet and markercluster only, and its header drops Folium's page-wide styles and its
+``user-scalable=no`` viewport, which would forbid zooming the page (WCAG 1.4.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import folium
+from folium.template import Template
+from sqlalchemy import Connection, text
+
+from geo_service.layers import LayerDecl, LayerRegistry
+from geo_service.services.publish import layer_geojson, layer_state
+from geo_service.settings import MapSettings
+
+POLYGONS = ("Polygon", "MultiPolygon")
+LINES = ("LineString", "MultiLineString")
+# Whole of metropolitan France: the view when no boundary is loaded yet.
+FALLBACK_BOUNDS: Bounds = ((41.3, -5.2), (51.1, 9.6))
+MIN_ZOOM, MAX_ZOOM = 6, 19
+
+Bounds = tuple[tuple[float, float], tuple[float, float]]  # (south, west), (north, east) in degrees
+POINT_ZOOM = 16  # the view of an address or a clicked point: its street and neighbours
+
+# The map's own texts (controls, messages) in the languages an embed may ask for; the data stays in French.
+CHROME_STRINGS: dict[str, dict[str, str]] = {
+    "fr": {},  # map.js carries the French texts as its defaults
+    "en": {
+        "zoomIn": "Zoom in", "zoomOut": "Zoom out", "closeCard": "Close", "sources": "Data sources",
+        "mapping": "Map: Leaflet", "backgroundFailed": "The background could not be loaded.",
+        "demoFeature": "Demonstration data (fictitious)", "layerFailed": "Layer not loaded, try again later:",
+        "locate": "Locate me", "locating": "Finding your position…", "here": "Your position",
+        "located": "Map centred on your position.",
+        "noPosition": "Your position is not available. Check your browser's location permission.",
+    },
+}
+LANGUAGES = tuple(CHROME_STRINGS)
+
+
+def vendor_assets(static_base: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The (name, url) JS and CSS lists the page loads, all under our own ``/static/vendor/``."""
+    vendor = f"{static_base}/vendor"
+    js = [("leaflet", f"{vendor}/leaflet/leaflet.js"),
+          ("markercluster", f"{vendor}/leaflet.markercluster/leaflet.markercluster.js")]
+    css = [("leaflet_css", f"{vendor}/leaflet/leaflet.css"),
+           # MarkerCluster.Default.css is not linked: map.css draws clusters in each layer's colour.
+           ("markercluster_css", f"{vendor}/leaflet.markercluster/MarkerCluster.css")]
+    return js, css
+
+
+class LocalMap(folium.Map):
+    """A ``folium.Map`` that loads only the given local assets and renders an accessible, page-friendly div."""
+
+    _template = Template(
+        """
+        {% macro header(this, kwargs) %}{% endmacro %}
+
+        {% macro html(this, kwargs) %}
+            <div class="folium-map" id={{ this.get_name()|tojson }} role="region"
+                 aria-label="{{ this.aria_label|e }}"></div>
+        {% endmacro %}
+
+        {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = L.map(
+                {{ this.get_name()|tojson }},
+                {
+                    center: {{ this.location|tojson }},
+                    crs: L.CRS.{{ this.crs }},
+                    ...{{ this.options|tojavascript }}
+                }
+            );
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, *, aria_label: str, js: list[tuple[str, str]], css: list[tuple[str, str]],
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.aria_label = aria_label
+        # Folium gives min/max zoom to its tile layer only; without tiles the map needs them itself
+        # (markercluster refuses a map without maxZoom). map.js draws its own foldable, text-only
+        # "Sources des données" in place of Leaflet's attribution control.
+        self.options.update(min_zoom=MIN_ZOOM, max_zoom=MAX_ZOOM, zoom_snap=0.5, attribution_control=False)
+        # Instance attributes shadow Folium's class-level CDN lists.
+        self.default_js = js
+        self.default_css = css
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    label: str
+    color: str
+
+
+@dataclass(frozen=True)
+class LayerView:
+    """One layer as the panel shows it: toggle, count, legend and the hint of a dense layer."""
+
+    id: str
+    title: str
+    shape: str  # "point", "line" or "polygon": how the legend draws its swatches
+    visible: bool
+    color: str
+    fill_opacity: float
+    legend: list[LegendEntry]
+    count: int
+    dense: bool
+    zoom_hint: str | None
+
+
+@dataclass(frozen=True)
+class LayerGroupView:
+    title: str
+    layers: list[LayerView]
+
+
+@dataclass(frozen=True)
+class FoliumParts:
+    """The rendered pieces of the Folium map, placed by the page template."""
+
+    map_name: str
+    header: str
+    html: str
+    script: str
+
+
+@dataclass(frozen=True)
+class MapPage:
+    title: str
+    territory: str
+    groups: list[LayerGroupView]
+    folium: FoliumParts
+    config: dict[str, Any]
+
+
+def shape_of(layer: LayerDecl) -> str:
+    if layer.geometry in POLYGONS:
+        return "polygon"
+    return "line" if layer.geometry in LINES else "point"
+
+
+def legend_of(layer: LayerDecl) -> list[LegendEntry]:
+    """Legend entries: one per code of the ``style.by`` field (French labels), else the layer's single colour."""
+    if layer.style.by is None:
+        return [LegendEntry(layer.title, layer.style.color)]
+    codes = layer.field(layer.style.by).codes or []
+    return [LegendEntry(code.label, code.color or layer.style.color) for code in codes]
+
+
+def zoom_hint(layer: LayerDecl) -> str:
+    """The French hint shown while a dense layer waits for the user to zoom in ("Zoomez pour afficher les locaux…")."""
+    title = layer.title[:1].lower() + layer.title[1:]
+    return f"Zoomez pour afficher les {title}"
+
+
+def _quote(conn: Connection, identifier: str) -> str:
+    return conn.dialect.identifier_preparer.quote(identifier)
+
+
+def territory_bounds(conn: Connection, layers: Iterable[LayerDecl]) -> Bounds:
+    """South-west and north-east corners (lat, lon) of the base polygon layers (communes, EPCI), or France."""
+    tables = [_quote(conn, layer.id) for layer in layers]
+    if not tables:
+        return FALLBACK_BOUNDS
+    union = " UNION ALL ".join(f"SELECT geom FROM {table}" for table in tables)
+    row = conn.execute(text(
+        f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) AS e FROM ({union}) g) x"
+    )).one()
+    if row[0] is None:
+        return FALLBACK_BOUNDS
+    return (row[1], row[0]), (row[3], row[2])
+
+
+# The page shows each layer's feature count and fits the map to the boundaries: a count(*) per layer and an
+# extent of every commune and EPCI polygon on each view (≈70 ms for the 130,000 premises alone). Both are kept
+# until the layers' change counters move (services/publish/layer_state.py): a view then reads one row per layer.
+_CACHE = layer_state.VersionedCache(max_entries=1024)
+
+
+def _database(conn: Connection) -> str:
+    """Which database the figures come from (two apps of one process may read two databases)."""
+    return conn.engine.url.render_as_string(hide_password=True)
+
+
+def layer_counts(conn: Connection, layers: list[LayerDecl],
+                 states: dict[str, layer_state.LayerState]) -> dict[str, int]:
+    """The number of public features of each layer, counted again only when the layer has changed."""
+    database = _database(conn)
+    return {layer.id: _CACHE.get(("count", database, layer.id), states[layer.id],
+                                 lambda layer=layer: layer_geojson.count(conn, layer)) for layer in layers}
+
+
+def cached_territory_bounds(conn: Connection, layers: list[LayerDecl],
+                            states: dict[str, layer_state.LayerState]) -> Bounds:
+    """``territory_bounds``, computed again only when one of the boundary layers has changed."""
+    if not layers:
+        return FALLBACK_BOUNDS
+    # Keyed by the state of every boundary layer: a change to any of them is a new key. The least version
+    # stands for them all (0, a layer never seen changing, means "do not cache").
+    key = ("bounds", _database(conn), tuple((layer.id, states[layer.id]) for layer in layers))
+    least = min((states[layer.id] for layer in layers), key=lambda state: state.version)
+    return _CACHE.get(key, least, lambda: territory_bounds(conn, layers))
+
+
+def _popup_fields(layer: LayerDecl) -> list[dict[str, Any]]:
+    public = {f.name for f in layer.public_fields()}
+    out = []
+    for name in layer.popup:
+        if name not in public:
+            continue  # a restricted field never reaches the public map
+        f = layer.field(name)
+        out.append({"name": f.name, "label": f.label, "type": f.type, "unit": f.unit,
+                    "codes": [[c.value, c.label] for c in f.codes] if f.codes else None})
+    return out
+
+
+def _layer_config(layer: LayerDecl, dense: bool) -> dict[str, Any]:
+    style = layer.style
+    colours = None
+    if style.by is not None:
+        colours = [[c.value, c.color or style.color] for c in layer.field(style.by).codes or []]
+    label = layer.field(layer.label_field) if layer.label_field else None
+    return {
+        "id": layer.id, "title": layer.title, "shape": shape_of(layer), "order": layer.order,
+        "color": style.color, "by": style.by, "colors": colours, "radius": style.radius,
+        "fillOpacity": style.fill_opacity, "cluster": style.cluster, "dense": dense,
+        "attribution": layer.attribution, "popup": _popup_fields(layer),
+        "labelField": label.name if label else None,
+        "labelCodes": [[c.value, c.label] for c in label.codes] if label and label.codes else None,
+        "zoomHint": zoom_hint(layer) if dense else None,
+    }
+
+
+def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
+                 aria_label: str) -> FoliumParts:
+    """Render the Folium map (no tiles unless a basemap is configured) centred on the territory.
+
+    The fit to the territory is map.js's (``config.bounds``), done without animation: Folium's ``fit_bounds``
+    animates from the initial zoom, and Leaflet drops every ``setView`` asked during a zoom animation — a
+    shared link's zoom was lost that way, now and then.
+    """
+    js, css = vendor_assets(static_base)
+    (south, west), (north, east) = bounds
+    m = LocalMap(aria_label=aria_label, js=js, css=css, location=[(south + north) / 2, (west + east) / 2],
+                 zoom_start=9, tiles=None, zoom_control=False, control_scale=False)
+    if settings.basemap_url:
+        folium.TileLayer(tiles=settings.basemap_url, attr=settings.basemap_attribution or "Fond de carte",
+                         name="Fond de carte").add_to(m)
+    figure = m.get_root()
+    figure.render()
+    # Branca adds a <meta http-equiv> charset; our base template declares it once already.
+    figure.header._children.pop("meta_http", None)
+    return FoliumParts(map_name=m.get_name(), header=figure.header.render(), html=figure.html.render(),
+                       script=figure.script.render())
+
+
+def build_map_page(conn: Connection, registry: LayerRegistry, settings: MapSettings, territory: str,
+                   base_path: str = "", lang: str = "fr") -> MapPage:
+    """Everything ``map/index.html`` needs: grouped toggles with legends, the Folium map and map.js's config."""
+    public = [layer for layer in registry if layer.is_public]
+    states = layer_state.states(conn, [layer.id for layer in public])  # one query, one row per layer
+    counts = layer_counts(conn, public, states)
+    dense = {layer.id for layer in public if counts[layer.id] > settings.dense_layer_threshold}
+    background = [layer for layer in public if layer.kind == "base" and layer.geometry in POLYGONS]
+
+    groups: dict[str, list[LayerView]] = {}
+    for layer in public:  # the registry is in map order, so groups appear in the order of their first layer
+        groups.setdefault(layer.group, []).append(LayerView(
+            id=layer.id, title=layer.title, shape=shape_of(layer),
+            visible=layer.style.visible, color=layer.style.color, fill_opacity=layer.style.fill_opacity,
+            legend=legend_of(layer), count=counts[layer.id], dense=layer.id in dense,
+            zoom_hint=zoom_hint(layer) if layer.id in dense else None,
+        ))
+
+    aria_label = f"Carte du territoire ({territory}) : infrastructures et services numériques"
+    bounds = cached_territory_bounds(conn, background, states)
+    parts = build_folium(bounds, settings, f"{base_path}/static", aria_label)
+    config = {
+        "mapName": parts.map_name,
+        "bounds": [list(corner) for corner in bounds],
+        "api": f"{base_path}/api/layers",
+        "denseMinZoom": settings.dense_min_zoom,
+        "basemapAttribution": (settings.basemap_attribution or "Fond de carte") if settings.basemap_url else None,
+        "background": [{"id": layer.id, "attribution": layer.attribution, "color": layer.style.color}
+                       for layer in background],
+        "layers": [_layer_config(layer, layer.id in dense) for layer in public],
+        "strings": CHROME_STRINGS.get(lang, {}),
+        "pointZoom": POINT_ZOOM,
+        # resident.js (search, report): the API it calls and the page without JavaScript.
+        "resident": {"geocode": f"{base_path}/api/geocode", "nearby": f"{base_path}/api/nearby",
+                     "reportPage": f"{base_path}/map/report"},
+    }
+    return MapPage(title="Services près de chez vous", territory=territory,
+                   groups=[LayerGroupView(title, layers) for title, layers in groups.items()],
+                   folium=parts, config=config)
