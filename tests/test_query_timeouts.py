@@ -16,7 +16,7 @@ from factories import Factory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.cli.app import _State
+from geo_service.cli.state import CliState
 from geo_service.db import make_engine, make_read_engine
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
@@ -117,7 +117,7 @@ def test_the_web_engines_are_limited_and_the_command_line_is_not(settings: Setti
                                                                     lock_timeout_ms=4_000,
                                                                     idle_in_transaction_timeout_ms=50_000)})
     web, read = make_engine(configured, web=True), make_read_engine(configured)
-    state = _State()
+    state = CliState()
     state._settings = configured
     command_line = state.engine()
     try:

@@ -1,48 +1,17 @@
-"""``geo-service user|convention|history …``: accounts, conventions and the audit trail from the command line.
+"""``geo-service user|convention …``: accounts, tokens and conventions from the command line.
 
-The commands call the same services as ``/admin`` and the API (``services/editing/accounts.py``, ``conventions.py``,
-``editing.py``, ``history.py``); registered on the main group at the end of ``geo_service/cli/app.py``.
+The commands call the same services as ``/admin`` (``services/editing/accounts.py``, ``conventions.py``);
+registered on the main group by ``geo_service/cli/app.py``.
 Secrets (generated passwords, tokens) are printed once and never stored in clear.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 
 import click
 
-from geo_service.errors import ServiceError
-
-
-def _state():
-    # The CLI's lazily built settings/registry/engine (geo_service.cli._State), shared by every command.
-    from geo_service.cli.app import _State
-
-    return click.get_current_context().ensure_object(_State)
-
-
-def _fail(message: str) -> None:
-    from geo_service.cli.app import fail
-
-    fail(message)
-
-
-@contextmanager
-def _transaction() -> Iterator:
-    """One transaction per command; a refused operation ends with its French message and exit code 1."""
-    try:
-        with _state().engine().begin() as conn:
-            yield conn
-    except ServiceError as exc:
-        _fail(exc.detail)
-
-
-def _read_secret(from_stdin: bool) -> str | None:
-    return sys.stdin.readline().rstrip("\n") if from_stdin else None
+from geo_service.cli.state import current_state, read_secret, transaction
 
 
 # --- accounts ---------------------------------------------------------------------------------------------
@@ -64,9 +33,9 @@ def user_add(username: str, role: str, epci_siren: str | None, display_name: str
     """Crée un compte ; sans --password-stdin, un mot de passe est généré et affiché une seule fois."""
     from geo_service.services.editing import accounts
 
-    password = _read_secret(password_stdin)
+    password = read_secret(password_stdin)
     generated = None if password else accounts.generate_password()
-    with _transaction() as conn:
+    with transaction() as conn:
         accounts.create_account(conn, username, role, password=password or generated, epci_siren=epci_siren,
                                 display_name=display_name, email=email)
     click.echo(f"Compte « {username.strip().lower()} » créé ({accounts.ROLE_LABELS[role]}).")
@@ -79,7 +48,7 @@ def user_list() -> None:
     """Liste les comptes."""
     from geo_service.services.editing import accounts
 
-    with _transaction() as conn:
+    with transaction() as conn:
         rows = accounts.list_accounts(conn)
     for a in rows:
         state = "actif" if a.active else "désactivé"
@@ -94,7 +63,7 @@ def user_disable(username: str) -> None:
     """Désactive un compte : ses sessions sont fermées et ses jetons révoqués aussitôt."""
     from geo_service.services.editing import accounts
 
-    with _transaction() as conn:
+    with transaction() as conn:
         accounts.set_active(conn, username, False)
     click.echo(f"Compte « {username} » désactivé ; ses sessions sont fermées et ses jetons révoqués.")
 
@@ -105,7 +74,7 @@ def user_enable(username: str) -> None:
     """Réactive un compte désactivé."""
     from geo_service.services.editing import accounts
 
-    with _transaction() as conn:
+    with transaction() as conn:
         accounts.set_active(conn, username, True)
     click.echo(f"Compte « {username} » réactivé.")
 
@@ -117,8 +86,8 @@ def user_password(username: str, password_stdin: bool) -> None:
     """Change le mot de passe d'un compte (généré et affiché une fois sans --password-stdin)."""
     from geo_service.services.editing import accounts
 
-    password = _read_secret(password_stdin) or accounts.generate_password()
-    with _transaction() as conn:
+    password = read_secret(password_stdin) or accounts.generate_password()
+    with transaction() as conn:
         accounts.set_password(conn, username, password)
     click.echo("Mot de passe changé ; les sessions ouvertes du compte sont fermées et ses jetons révoqués.")
     if not password_stdin:
@@ -142,7 +111,7 @@ def user_token(username: str, label: str, days: int, no_expiry: bool, revoke_all
     from geo_service.services.editing import accounts
     from geo_service.services.editing.conventions import LOCAL_TIME
 
-    with _transaction() as conn:
+    with transaction() as conn:
         if revoke_all:
             count = accounts.revoke_tokens(conn, username)
         else:
@@ -163,7 +132,7 @@ def user_tokens() -> None:
     from geo_service.services.editing import accounts
     from geo_service.services.editing.conventions import LOCAL_TIME
 
-    with _transaction() as conn:
+    with transaction() as conn:
         rows = accounts.list_tokens(conn)
     for t in rows:
         until = "sans expiration" if t.expires_at is None else \
@@ -180,9 +149,9 @@ def user_ensure_admin() -> None:
     généré et affiché une seule fois)."""
     from geo_service.services.editing import accounts
 
-    settings = _state().settings
+    settings = current_state().settings
     given = (settings.admin_password.get_secret_value() if settings.admin_password else "") or None
-    with _transaction() as conn:
+    with transaction() as conn:
         if accounts.active_admin_exists(conn):
             click.echo("Un administrateur actif existe déjà : rien à faire.")
             return
@@ -200,7 +169,7 @@ def convention() -> None:
 
 
 def _layers_option(value: str, direction: str) -> list[str]:
-    registry = _state().registry
+    registry = current_state().registry
     if value == "all":
         wanted = "epci_contributor"
         return [la.id for la in registry if la.editable and (direction == "descendante" or wanted in la.access.edit)]
@@ -222,8 +191,8 @@ def convention_add(epci_siren: str, direction: str, layer_list: str, starts_on: 
     """Enregistre une convention signée."""
     from geo_service.services.editing import conventions
 
-    state = _state()
-    with _transaction() as conn:
+    state = current_state()
+    with transaction() as conn:
         new_id = conventions.add_convention(
             conn, state.registry, epci_siren=epci_siren, direction=direction,
             layers=_layers_option(layer_list, direction),
@@ -239,7 +208,7 @@ def convention_list(epci_siren: str | None) -> None:
     from geo_service.services.editing import conventions
 
     day = conventions.local_day()
-    with _transaction() as conn:
+    with transaction() as conn:
         rows = conventions.list_conventions(conn, epci_siren)
     for c in rows:
         period = f"{c.starts_on:%d/%m/%Y} → {c.ends_on:%d/%m/%Y}" if c.ends_on else f"{c.starts_on:%d/%m/%Y} →"
@@ -257,188 +226,10 @@ def convention_end(convention_id: int, on: datetime | None) -> None:
     """Met fin à une convention : sans --date, les droits qu'elle donnait cessent immédiatement."""
     from geo_service.services.editing import conventions
 
-    with _transaction() as conn:
+    with transaction() as conn:
         c = conventions.end_convention(conn, convention_id, on.date() if on else None)
     when = "immédiatement" if c.status == "terminee" else f"après le {c.ends_on:%d/%m/%Y}"
     click.echo(f"Convention n° {c.id} ({c.reference}) : fin {when}.")
 
 
-# --- history ----------------------------------------------------------------------------------------------
-@click.group()
-def history() -> None:
-    """Historique des modifications : export d'audit, retour à une version."""
-
-
-@history.command("export")
-@click.option("--layer", "layer_id", help="Seulement cette couche.")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Depuis ce jour (inclus).")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Jusqu'à ce jour (exclu).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Fichier CSV (défaut : sortie standard).")
-def history_export(layer_id: str | None, since: datetime | None, until: datetime | None, output: Path | None) -> None:
-    """Exporte la piste d'audit en CSV (qui, quand, par où, avant / après)."""
-    from geo_service.services.editing import history as history_service
-    from geo_service.services.editing.conventions import LOCAL_TIME
-
-    bounds = [d.replace(tzinfo=LOCAL_TIME) if d else None for d in (since, until)]
-    with _transaction() as conn:
-        chunks = history_service.export_csv(conn, layer_id=layer_id, since=bounds[0], until=bounds[1])
-        if output:
-            with output.open("w", encoding="utf-8", newline="") as f:
-                f.writelines(chunks)
-            click.echo(f"Historique écrit dans {output}", err=True)
-        else:
-            sys.stdout.writelines(chunks)
-
-
-@history.command("revert")
-@click.argument("layer_id")
-@click.argument("fid", type=int)
-@click.argument("version", type=int)
-@click.option("--as", "username", required=True, help="Compte (administrateur ou éditeur) au nom duquel agir.")
-def history_revert(layer_id: str, fid: int, version: int, username: str) -> None:
-    """Rétablit exactement les propriétés et la géométrie d'une version antérieure d'une entité."""
-    from geo_service.services.editing import feature_writes
-
-    with _transaction() as conn:
-        ctx = _cli_context(conn, username)
-        result = feature_writes.revert_feature(conn, ctx, layer_id, fid, version)
-    click.echo(f"Entité {fid} de « {layer_id} » revenue à la version {version} (nouvelle version {result.version}).")
-
-
-def _cli_context(conn, username: str, change_set: str | None = None):
-    """The edit context of an account acting from the command line (its rights, path ``cli``)."""
-    from geo_service.services.editing import accounts, feature_writes
-
-    state = _state()
-    account = accounts.get_account(conn, username)
-    if not account.active:
-        raise ServiceError(f"Le compte « {username} » est désactivé")
-    principal = accounts.Principal(account.username, account.role, account.id, account.epci_siren, via="cli")
-    return feature_writes.EditContext(principal, "cli", state.registry,
-                                      feature_writes.EditRules.from_settings(state.settings), change_set=change_set)
-
-
-# --- bulk import through the editing rules ---------------------------------------------------------------------
-@click.group("edit")
-def edit() -> None:
-    """Import en masse dans une couche avec les règles de l'édition (droits, périmètre, validation, historique)."""
-
-
-def _pairs(values: tuple[str, ...]) -> dict[str, str]:
-    pairs = {}
-    for value in values:
-        column, sep, field = value.partition("=")
-        if not sep or not column.strip() or not field.strip():
-            _fail(f"--map « {value} » : COLONNE=champ attendu")
-        pairs[column.strip()] = field.strip()
-    return pairs
-
-
-@edit.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--layer", "layer_id", required=True, help="Couche de destination.")
-@click.option("--as", "username", required=True, help="Compte au nom duquel importer (ses droits s'appliquent).")
-@click.option("--map", "mapping", multiple=True, metavar="COLONNE=champ",
-              help="Correspondance d'une colonne ; sans --map, les colonnes qui portent le nom d'un champ.")
-@click.option("--x", "x_column", help="CSV : colonne de la longitude ou du x Lambert-93.")
-@click.option("--y", "y_column", help="CSV : colonne de la latitude ou du y Lambert-93.")
-@click.option("--crs", default=None, help="CSV : EPSG:4326 (défaut, degrés) ou EPSG:2154 (Lambert-93).")
-@click.option("--source", "source_name", help="Nom du jeu de données (provenance).")
-@click.option("--licence", help="Licence des données.")
-@click.option("--check", is_flag=True, help="Vérifier seulement : rapport des lignes refusées, rien n'est écrit.")
-def edit_import(file: Path, layer_id: str, username: str, mapping: tuple[str, ...], x_column: str | None,
-                y_column: str | None, crs: str | None, source_name: str | None, licence: str | None,
-                check: bool) -> None:
-    """Importe FILE (GeoJSON, GeoPackage, shapefile zippé, CSV) : tout ou rien, un lot annulable."""
-    from geo_service.services.importers import bulk_import
-    from geo_service.services.importers.framework.sources import FileLimits, check_file
-
-    state = _state()
-    if layer_id not in state.registry:
-        _fail(f"couche inconnue « {layer_id} » ; couches : {', '.join(state.registry.ids)}")
-    limits = FileLimits.from_settings(state.settings, command_line=True)
-    try:
-        check_file(file, file.name, bulk_import.ACCEPTED_KINDS, limits)
-        seen = bulk_import.preview(file, file.name, state.registry.get(layer_id), sample=5,
-                                   max_rows=state.settings.editing.max_import_rows, limits=limits)
-    except ServiceError as exc:
-        _fail(exc.detail)
-    columns = _pairs(mapping) or seen.suggested
-    column_mapping = bulk_import.ColumnMapping(
-        layer_id, columns, x=x_column or seen.x, y=y_column or seen.y, crs=crs or seen.crs or "EPSG:4326",
-        source=source_name, licence=licence)
-    click.echo("Correspondance : " + ", ".join(f"{c} → {f}" for c, f in columns.items()), err=True)
-    with _transaction() as conn:
-        ctx = _cli_context(conn, username, bulk_import.new_change_set())
-        report = bulk_import.run(conn, ctx, file, file.name, column_mapping, commit=not check,
-                                 max_rows=state.settings.editing.max_import_rows, limits=limits)
-    for issue in report.rejected:
-        click.echo(f"ligne {issue.line} · {issue.column} · « {issue.value} » : {issue.reason}")
-    click.echo(f"{report.read} lues, {report.created} créées, {report.updated} modifiées, "
-               f"{report.unchanged} inchangées, {report.proposed} proposées, {report.rejected_rows} refusées.",
-               err=True)
-    if report.rejected:
-        _fail("Import refusé : rien n'a été écrit (corrigez les lignes ci-dessus).")
-    if report.committed and not report.changed:
-        click.echo("Rien à changer : la couche contient déjà ces données.", err=True)
-    elif report.committed:
-        click.echo(f"Lot {report.change_set} enregistré (annulable : geo-service edit revert {report.change_set}).",
-                   err=True)
-    else:
-        click.echo("Vérification seulement : rien n'a été écrit.", err=True)
-
-
-@edit.command("revert")
-@click.argument("change_set")
-@click.option("--as", "username", required=True, help="Compte (administrateur ou éditeur) au nom duquel agir.")
-def edit_revert(change_set: str, username: str) -> None:
-    """Annule un import entier : entités créées supprimées, entités modifiées revenues à leur version d'avant."""
-    from geo_service.services.importers import bulk_import
-
-    with _transaction() as conn:
-        report = bulk_import.revert_change_set(conn, _cli_context(conn, username), change_set)
-    click.echo(f"Lot {change_set} annulé : {report.deleted} entité(s) supprimée(s), "
-               f"{report.reverted} revenue(s) à leur version d'avant.")
-
-
-@edit.command("imports")
-def edit_imports() -> None:
-    """Liste les derniers imports (lots) enregistrés dans l'historique."""
-    from geo_service.services.importers import bulk_import
-
-    with _transaction() as conn:
-        rows = bulk_import.change_sets(conn)
-    for row in rows:
-        state = " (annulé)" if row["reverted"] else ""
-        click.echo(f"{row['change_set']}\t{row['layer']}\t{row['actor']}\t{row['at']:%Y-%m-%d %H:%M}\t"
-                   f"{row['changes']} changement(s){state}")
-
-
-# --- export ---------------------------------------------------------------------------------------------
-@click.command("export")
-@click.argument("layer_id")
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["geojson", "gpkg", "csv"]))
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Fichier (défaut : <couche>.<format>).")
-def export(layer_id: str, fmt: str, output: Path | None) -> None:
-    """Exporte une couche publiée (GeoJSON, GeoPackage ou CSV) avec sa licence et son attribution."""
-    from geo_service.services.publish import layer_export as export_service
-    from geo_service.services.publish.read_access import ANONYMOUS
-
-    state = _state()
-    if layer_id not in state.registry:
-        _fail(f"couche inconnue « {layer_id} » ; couches : {', '.join(state.registry.ids)}")
-    layer = state.registry.get(layer_id)
-    target = output or Path(f"{layer_id}.{fmt}")
-    with _transaction() as conn:
-        # The public's view: what an export may be shared as (restricted fields stay in the service).
-        if fmt == "gpkg":
-            target.unlink(missing_ok=True)  # GDAL would add the layer to an existing file
-            export_service.geopackage(conn, layer, ANONYMOUS, target)
-        else:
-            writer = export_service.geojson if fmt == "geojson" else export_service.csv_rows
-            with target.open("w", encoding="utf-8", newline="") as f:
-                f.writelines(writer(conn, layer, ANONYMOUS))
-    click.echo(f"{layer.title} → {target} (licence : {layer.licence})")
-
-
-COMMANDS = (user, convention, history, edit, export)
+COMMANDS = (user, convention)

@@ -6,47 +6,11 @@ import sys
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
+from geo_service.cli import account_commands, backup_commands, export_command, history_commands
+from geo_service.cli.state import CliState, fail, pass_state
 from geo_service.cluster import ClusterError, PrivateCluster
-from geo_service.layers import LayerDeclarationError, LayerRegistry
-from geo_service.settings import Settings
-
-
-class _State:
-    """Settings and registry, built once per invocation, lazily so ``--help`` needs no database."""
-
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-        self._registry: LayerRegistry | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            try:
-                self._settings = Settings()
-            except ValidationError as exc:  # a setting refused (production without its secret key or address…)
-                fail(" ; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors()))
-        return self._settings
-
-    @property
-    def registry(self) -> LayerRegistry:
-        if self._registry is None:
-            self._registry = LayerRegistry.from_dir(self.settings.layers_dir)
-        return self._registry
-
-    def engine(self):
-        from geo_service.db import make_engine
-
-        return make_engine(self.settings, pool_size=2)
-
-
-pass_state = click.make_pass_decorator(_State, ensure=True)
-
-
-def fail(message: str) -> None:
-    click.secho(f"Erreur : {message}", fg="red", err=True)
-    sys.exit(1)
+from geo_service.layers import LayerDeclarationError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -60,7 +24,7 @@ def db() -> None:
     """Base de données : cluster PostGIS privé (.pgdata/) et migrations."""
 
 
-def _cluster(state: _State) -> PrivateCluster:
+def _cluster(state: CliState) -> PrivateCluster:
     if not state.settings.uses_private_cluster:
         fail("GEO_SERVICE_DATABASE_URL est défini : le cluster privé n'est pas utilisé.")
     return PrivateCluster(state.settings.cluster)
@@ -68,7 +32,7 @@ def _cluster(state: _State) -> PrivateCluster:
 
 @db.command("up")
 @pass_state
-def db_up(state: _State) -> None:
+def db_up(state: CliState) -> None:
     """Crée et démarre le cluster PostgreSQL/PostGIS privé (sans effet s'il tourne déjà)."""
     if not state.settings.uses_private_cluster:
         click.echo("GEO_SERVICE_DATABASE_URL est défini : base existante utilisée, rien à démarrer.")
@@ -81,7 +45,7 @@ def db_up(state: _State) -> None:
 
 @db.command("down")
 @pass_state
-def db_down(state: _State) -> None:
+def db_down(state: CliState) -> None:
     """Arrête le cluster privé."""
     try:
         click.echo(_cluster(state).down())
@@ -91,7 +55,7 @@ def db_down(state: _State) -> None:
 
 @db.command("status")
 @pass_state
-def db_status(state: _State) -> None:
+def db_status(state: CliState) -> None:
     """Dit si le cluster privé tourne, où, et la version du schéma."""
     if not state.settings.uses_private_cluster:
         click.echo("Base externe (GEO_SERVICE_DATABASE_URL).")
@@ -110,7 +74,7 @@ def db_status(state: _State) -> None:
 
 @db.command("migrate")
 @pass_state
-def db_migrate(state: _State) -> None:
+def db_migrate(state: CliState) -> None:
     """Applique les migrations Alembic jusqu'à la dernière."""
     from geo_service.db import migrate
 
@@ -122,7 +86,7 @@ def db_migrate(state: _State) -> None:
 @db.command("revision")
 @click.option("-m", "--message", required=True, help="Objet de la migration, ex. « ajout couche x »")
 @pass_state
-def db_revision(state: _State, message: str) -> None:
+def db_revision(state: CliState, message: str) -> None:
     """Écrit une migration pour les couches ajoutées ou modifiées dans layers/."""
     from geo_service.db import new_revision
 
@@ -137,7 +101,7 @@ def layers() -> None:
 
 @layers.command("check")
 @pass_state
-def layers_check(state: _State) -> None:
+def layers_check(state: CliState) -> None:
     """Valide chaque fichier de couche et les liste."""
     for layer in state.registry:
         click.echo(f"{layer.id:22} {layer.geometry:13} {len(layer.fields):3} champs  {layer.title}")
@@ -155,7 +119,7 @@ def load() -> None:
 @click.option("--from-api", is_flag=True, help="Télécharger les limites actuelles depuis geo.api.gouv.fr.")
 @click.option("--if-empty", is_flag=True, help="Ne rien faire si des communes sont déjà chargées.")
 @pass_state
-def load_boundaries(state: _State, from_dir: Path | None, from_api: bool, if_empty: bool) -> None:
+def load_boundaries(state: CliState, from_dir: Path | None, from_api: bool, if_empty: bool) -> None:
     """Charge les communes et les EPCI du territoire (remplace les précédents)."""
     from geo_service.services.importers import boundaries
 
@@ -185,7 +149,7 @@ def load_boundaries(state: _State, from_dir: Path | None, from_api: bool, if_emp
 @click.option("--seed", default=46, show_default=True, help="Graine du générateur (même graine, mêmes données).")
 @click.option("--if-empty", is_flag=True, help="Ne rien faire si le territoire de démonstration existe déjà.")
 @pass_state
-def demo(state: _State, seed: int, if_empty: bool) -> None:
+def demo(state: CliState, seed: int, if_empty: bool) -> None:
     """Génère le territoire de démonstration (données synthétiques, remplace seulement les lignes de démo)."""
     from geo_service.services import demo as demo_service
 
@@ -253,7 +217,7 @@ def _cli_user() -> str:
               help="arcep-couverture : niveau exigé pour les zones blanches (défaut : le dernier utilisé, sinon BC).")
 @click.option("--show", default=20, show_default=True, help="Nombre de rejets affichés à l'écran.")
 @pass_state
-def import_data(state: _State, kind: str | None, location: str | None, list_kinds: bool, dry_run: bool,
+def import_data(state: CliState, kind: str | None, location: str | None, list_kinds: bool, dry_run: bool,
                 report_path: Path | None, source_date, mapping: Path | None, niveau: str | None, show: int) -> None:
     """Importe un fichier de données ouvertes (ARCEP, ANFR, BAN, schémas nationaux) dans les couches.
 
@@ -312,7 +276,7 @@ def white_zones_group() -> None:
               help="Niveau exigé : TBC très bonne, BC bonne (TBC ou BC), CL toute couverture.")
 @click.option("--surface-min", default=1000.0, show_default=True, help="Fragments plus petits ignorés (m²).")
 @pass_state
-def white_zones_compute(state: _State, technologie: str, niveau: str, surface_min: float) -> None:
+def white_zones_compute(state: CliState, technologie: str, niveau: str, surface_min: float) -> None:
     """Recalcule les zones blanches (par opérateur et pour tous) d'une technologie, hors démonstration."""
     from geo_service.services.importers import white_zone_compute
 
@@ -328,7 +292,7 @@ def white_zones_compute(state: _State, technologie: str, niveau: str, surface_mi
 @click.option("--port", default=None, type=int, help="Port (défaut : 8000).")
 @click.option("--workers", default=1, show_default=True)
 @pass_state
-def serve(state: _State, host: str | None, port: int | None, workers: int) -> None:
+def serve(state: CliState, host: str | None, port: int | None, workers: int) -> None:
     """Sert l'API et la carte (http://127.0.0.1:8000/map)."""
     import uvicorn
 
@@ -342,16 +306,10 @@ def serve(state: _State, host: str | None, port: int | None, workers: int) -> No
                 workers=workers, proxy_headers=False)
 
 
-# --- accounts, conventions, history (editing issue): commands live in geo_service/cli/account_commands.py ---
-def _register_editing_commands() -> None:
-    from geo_service.cli.account_commands import COMMANDS
-    from geo_service.cli.backup_commands import COMMANDS as BACKUP_COMMANDS
-
-    for command in (*COMMANDS, *BACKUP_COMMANDS):
+# --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup ------
+for module in (account_commands, history_commands, export_command, backup_commands):
+    for command in module.COMMANDS:
         cli.add_command(command)
-
-
-_register_editing_commands()
 
 
 def main() -> None:

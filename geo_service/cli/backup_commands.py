@@ -12,13 +12,15 @@ from pathlib import Path
 
 import click
 
+from geo_service.cli.state import fail
+
 
 def _client():
     from geo_service.backup import PgClient
-    from geo_service.cli.app import _State
+    from geo_service.cli.state import CliState
     from geo_service.cluster import find_bin_dir
 
-    state = click.get_current_context().ensure_object(_State)
+    state = click.get_current_context().ensure_object(CliState)
     settings = state.settings
     on_path = None if settings.uses_private_cluster else shutil.which("pg_dump")
     bin_dir = Path(on_path).parent if on_path else find_bin_dir(settings.cluster, install=False)
@@ -35,7 +37,6 @@ def backup(file: Path | None) -> None:
     """Sauvegarde tout l'état du service (base entière : couches, historique, comptes, jetons, conventions…)
     dans une archive FILE ; un dossier ou rien : geo-service-AAAAMMJJ-HHMMSS.tar dedans (ou ici)."""
     from geo_service import backup as backup_service
-    from geo_service.cli.app import fail
 
     _, client = _client()
     target = backup_service.backup_path(file)
@@ -59,7 +60,6 @@ def restore(file: Path, force: bool) -> None:
     from alembic.script import ScriptDirectory
 
     from geo_service import backup as backup_service
-    from geo_service.cli.app import fail
     from geo_service.db import alembic_config
 
     state, client = _client()

@@ -325,12 +325,3 @@ def revert_feature(conn: Connection, ctx: EditContext, layer_id: str, fid: int, 
     history.write_state(conn, layer, fid, properties, ewkb, ctx.principal.username)
     after = _record(conn, ctx, layer, fid, "revert", before, comment=f"retour à la version {version}")
     return EditResult(layer.id, fid, after.version, "published" if after.deleted_at is None else "deleted")
-
-
-def feature_version(conn: Connection, layer: LayerDecl, fid: int) -> int | None:
-    """The version of a live, published feature (for its ETag), or ``None``."""
-    if not layer.editable:
-        return None
-    row = conn.execute(text(f'SELECT version FROM "{layer.id}" WHERE fid = :f AND deleted_at IS NULL '
-                            "AND validation_state = 'published'"), {"f": fid}).first()
-    return None if row is None else int(row[0])

@@ -475,7 +475,7 @@ def feature_collection(page: Page, members: dict) -> str:
 
 def _feature_select(collection: Collection, crs: Crs) -> Select:
     table = collection.table
-    # The version of a published feature: what the ETag of Part 4 names (services/editing.feature_version).
+    # The version of a published feature: what the ETag of Part 4 names (api/problems.version_etag).
     version = case((table.c.validation_state == "published", table.c.version)) if collection.layer.editable \
         else null()
     return (select(cast(feature_json(collection, collection.props.values(), crs, False), Text), version)

@@ -8,7 +8,6 @@ at the end, a killed process leaves nothing; ``dry_run`` does everything inside 
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 import secrets
@@ -229,32 +228,16 @@ class ImportContext:
 
 
 # --- the service entry point ------------------------------------------------------------------------
-KIND_MODULES = ("arcep_immeubles", "arcep_mci", "arcep_sites", "arcep_couverture", "arcep_dcc", "anfr", "ban",
-                "mednum", "france_services", "tiers_lieux", "generic")
-
-
-def kinds() -> dict[str, Kind]:
-    """Every kind of import, by name, in the order of ``geo-service import --list``."""
-    found = {}
-    for module in KIND_MODULES:
-        kind = importlib.import_module(f"geo_service.services.importers.formats.{module}").KIND
-        found[kind.name] = kind
-    return found
-
-
-def run_import(conn: Connection, registry: LayerRegistry, territory: TerritorySettings, kind: str,
-               location: str | BinaryIO, *, filename: str | None = None, source_date: date | None = None,
-               options: Mapping[str, object] | None = None, user: str = "import", dry_run: bool = False,
-               progress: Progress | None = None, limits: FileLimits | None = None) -> ImportReport:
-    """Import ``location`` (path, http(s) URL or binary file object) as ``kind``, in the caller's transaction.
+def run(conn: Connection, registry: LayerRegistry, territory: TerritorySettings, spec: Kind,
+        location: str | BinaryIO, *, filename: str | None = None, source_date: date | None = None,
+        options: Mapping[str, object] | None = None, user: str = "import", dry_run: bool = False,
+        progress: Progress | None = None, limits: FileLimits | None = None) -> ImportReport:
+    """Import ``location`` (path, http(s) URL or binary file object) as ``spec``, in the caller's transaction.
 
     Raises ``ImportFileError`` (nothing written) when the file cannot be used; rows that break the layer
     declarations are rejected and listed in ``report.issues``, the others are written.
     """
-    available = kinds()
-    if kind not in available:
-        raise ImportFileError(f"type d'import inconnu « {kind} » ; types : {', '.join(available)}")
-    spec = available[kind]
+    kind = spec.name
     progress = progress or _Silent()
     if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM territory)")).scalar():
         raise TerritoryNotLoaded("contour du territoire absent : lancez d'abord « geo-service load boundaries »")
