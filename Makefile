@@ -14,6 +14,7 @@ run: system-deps setup
 	$(GS) serve
 
 test: system-deps-test setup
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 # On demand: the service under load for SOAK_SECONDS (600) then fuzzed at length; figures in docs/robustness.md.
@@ -52,6 +53,7 @@ system-deps-test:
 
 lint: install
 	$(VENV)/bin/ruff check geo_service tests bench
+	$(VENV)/bin/lint-imports --no-cache
 
 clean-db:
 	-$(GS) db down

@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from geo_service.settings import Settings
 
@@ -38,6 +39,15 @@ def make_engine(settings: Settings, *, web: bool = False, **kwargs) -> Engine:
         options += _timeouts(db.statement_timeout_ms, db.lock_timeout_ms, db.idle_in_transaction_timeout_ms)
     kwargs.setdefault("connect_args", {"options": options})
     return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, **kwargs)
+
+
+def postgis_version(engine: Engine) -> str | None:
+    """The PostGIS version of the database after a real round trip, or None when it cannot be reached."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT postgis_lib_version()")).scalar_one()
+    except SQLAlchemyError:
+        return None
 
 
 def unbounded(conn: Connection) -> None:

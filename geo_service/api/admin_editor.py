@@ -12,12 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from geo_service.api.admin_login import page
-from geo_service.api.admin_review import error_page, login_redirect
-from geo_service.api.deps import PrincipalDep, ReaderDep, RegistryDep, SettingsDep
+from geo_service.api.deps import PrincipalDep, ReaderDep, RegistryDep, SettingsDep, connection
+from geo_service.api.router_helpers import error_page, login_redirect, page
 from geo_service.errors import NotFound, ServiceError
 from geo_service.layers import FieldDecl, LayerDecl
-from geo_service.services.editing import feature_list, rights
+from geo_service.services.editing import conventions, feature_list, rights
 from geo_service.services.publish.crs import CRS84, parse_bbox
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -41,7 +40,7 @@ def _layer(registry, layer_id: str) -> LayerDecl:
 def editor_index(request: Request, settings: SettingsDep, principal: PrincipalDep, registry: RegistryDep) -> Response:
     if not principal.authenticated:
         return login_redirect(request)
-    with request.app.state.engine.connect() as conn:
+    with connection(request) as conn:
         grants = rights.editable_layers(conn, principal, list(registry))
     return page(request, settings, principal, "admin/edit_index.html", {"grants": grants})
 
@@ -53,10 +52,10 @@ def editor(request: Request, layer_id: str, settings: SettingsDep, principal: Pr
         return login_redirect(request)
     try:
         layer = _layer(registry, layer_id)
-        with request.app.state.engine.connect() as conn:
+        with connection(request) as conn:
             grant = rights.check_layer(conn, principal, layer, "create")
             epci = rights.epci_name(conn, principal.epci_siren) if principal.epci_siren else None
-            epcis = [(r[0], r[1]) for r in conn.exec_driver_sql("SELECT siren, nom FROM epci ORDER BY nom")]
+            epcis = conventions.epci_choices(conn)
     except ServiceError as exc:
         return error_page(request, settings, principal, exc)
     fields = layer.fields if reader.sees_restricted(layer) else layer.public_fields()
@@ -79,6 +78,6 @@ def features(request: Request, layer_id: str, principal: PrincipalDep, reader: R
     box = parse_bbox(bbox, CRS84).coords if bbox else None
     filters = feature_list.Filters(q=q or None, commune=commune or None, epci=epci or None, state=state, bbox=box,
                               limit=limit)
-    with request.app.state.engine.connect() as conn:
+    with connection(request) as conn:
         return JSONResponse(feature_list.search(conn, layer, principal, reader, filters),
                             media_type="application/geo+json")

@@ -16,11 +16,17 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from geo_service.api.admin_login import check_csrf, page
-from geo_service.api.admin_review import STAFF, error_page, login_redirect, require_role, web_context
-from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
+from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep, connection, transaction
 from geo_service.api.problems import status_of
-from geo_service.db import unbounded
+from geo_service.api.router_helpers import (
+    STAFF,
+    check_csrf,
+    edit_context,
+    error_page,
+    login_redirect,
+    page,
+    require_role,
+)
 from geo_service.errors import ImportFileError, NotFound, ServiceError
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services.editing import rights
@@ -62,13 +68,13 @@ async def _form(request: Request) -> FormData:
 
 
 def _layers(request: Request, principal: Principal, registry: LayerRegistry) -> list:
-    with request.app.state.engine.connect() as conn:
+    with connection(request) as conn:
         return [grant.layer for grant in rights.editable_layers(conn, principal, list(registry))]
 
 
 def _index(request: Request, settings: Settings, principal: Principal, registry: LayerRegistry,
            error: str | None = None, status: int = 200, report=None) -> Response:
-    with request.app.state.engine.connect() as conn:
+    with connection(request) as conn:
         recent = bulk_import.change_sets(conn, 30) if principal.role in STAFF else []
     open_data = {name: kind for name, kind in kinds().items() if name not in OPEN_DATA_EXCLUDED} \
         if principal.role == "admin" else {}
@@ -108,8 +114,8 @@ def undo(request: Request, settings: SettingsDep, principal: PrincipalDep, regis
     try:
         check_csrf(request, principal, csrf_token)
         require_role(principal, STAFF)
-        with request.app.state.engine.begin() as conn:
-            bulk_import.revert_change_set(conn, web_context(principal, registry, settings), change_set)
+        with transaction(request) as conn:
+            bulk_import.revert_change_set(conn, edit_context(principal, registry, settings, path="web"), change_set)
     except ServiceError as exc:
         return _index(request, settings, principal, registry, error=exc.detail, status=status_of(exc))
     return RedirectResponse("/admin/import?done=reverted", status_code=303)
@@ -127,11 +133,10 @@ def open_data(request: Request, settings: SettingsDep, principal: PrincipalDep, 
             raise ImportFileError(f"Type d'import inconnu « {kind} »")
         kept = _keep(settings, file, principal, OPEN_DATA_KINDS)
         try:
-            with request.app.state.engine.begin() as conn:
-                unbounded(conn)
+            with transaction(request) as conn:
                 report = run_import(conn, registry, settings.territory, kind, kept.path, filename=kept.name,
                                     user=principal.username, dry_run=bool(check_only),
-                                    limits=FileLimits.from_settings(settings))
+                                    limits=FileLimits.from_settings(settings), lift_time_limit=True)
         finally:
             uploads.discard(kept)
     except ServiceError as exc:
@@ -201,8 +206,8 @@ def check_or_commit(request: Request, token: str, settings: SettingsDep, princip
             layer_id, columns, x=str(form.get("x") or "") or None, y=str(form.get("y") or "") or None,
             crs=str(form.get("crs") or WGS84), source=str(form.get("source") or "").strip() or None,
             licence=str(form.get("licence") or "").strip() or None)
-        ctx = replace(web_context(principal, registry, settings), change_set=bulk_import.new_change_set())
-        with request.app.state.engine.begin() as conn:
+        ctx = replace(edit_context(principal, registry, settings, path="web"), change_set=bulk_import.new_change_set())
+        with transaction(request) as conn:
             report = bulk_import.run(conn, ctx, kept.path, kept.name, mapping, commit=commit,
                                      max_rows=settings.editing.max_import_rows,
                                      limits=FileLimits.from_settings(settings))

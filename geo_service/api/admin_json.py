@@ -14,18 +14,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from sqlalchemy import Engine
 
-from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep, WriterDep
-from geo_service.api.ogc_write import RawBody, expected_version, json_body
+from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep, WriterDep, connection, transaction
 from geo_service.api.problems import version_etag
+from geo_service.api.router_helpers import RawBody, edit_context, expected_version, json_body
 from geo_service.errors import Forbidden, InvalidParameter, NotFound
-from geo_service.layers import LayerRegistry
 from geo_service.services.editing import feature_writes, history, moderation_queue, rights
 from geo_service.services.editing.accounts import Principal
 from geo_service.services.editing.conventions import LOCAL_TIME
-from geo_service.services.editing.feature_writes import EditContext, EditResult, EditRules
-from geo_service.settings import Settings
+from geo_service.services.editing.feature_writes import EditResult
 
 router = APIRouter(prefix="/admin/api", tags=["Administration"])
 JSON_TYPES = ("application/json",)
@@ -36,11 +33,6 @@ def _staff(principal: Principal) -> None:
     rights.require_account(principal)
     if principal.role not in ("admin", "editor"):
         raise Forbidden("Réservé aux administrateurs et éditeurs du Département")
-
-
-def _ctx(principal: Principal, registry: LayerRegistry, settings: Settings) -> EditContext:
-    path = "web" if principal.via == "session" else "api"
-    return EditContext(principal, path, registry, EditRules.from_settings(settings))
 
 
 def _object(request: Request, raw: bytes) -> dict:
@@ -62,16 +54,12 @@ def _result(result: EditResult) -> JSONResponse:
                         headers={"ETag": version_etag(result.version)})
 
 
-def _engine(request: Request) -> Engine:
-    return request.app.state.engine
-
-
 # -- validation queue -------------------------------------------------------------------------------------------
 @router.get("/proposals", summary="Propositions des contributeurs EPCI")
 def proposals(request: Request, principal: PrincipalDep, status: str | None = "pending",
               layer: str | None = None) -> JSONResponse:
     _staff(principal)
-    with _engine(request).connect() as conn:
+    with connection(request) as conn:
         rows = moderation_queue.list_requests(conn, None if status == "all" else status, layer)
     return JSONResponse({"proposals": [_jsonable(asdict(r)) for r in rows]})
 
@@ -80,8 +68,8 @@ def proposals(request: Request, principal: PrincipalDep, status: str | None = "p
 def accept(request: Request, request_id: int, principal: WriterDep, registry: RegistryDep, settings: SettingsDep,
            raw: RawBody) -> JSONResponse:
     comment = _object(request, raw).get("comment")
-    with _engine(request).begin() as conn:
-        result = moderation_queue.accept(conn, _ctx(principal, registry, settings), request_id,
+    with transaction(request) as conn:
+        result = moderation_queue.accept(conn, edit_context(principal, registry, settings), request_id,
                                    str(comment) if comment else None)
     return _result(result)
 
@@ -90,8 +78,9 @@ def accept(request: Request, request_id: int, principal: WriterDep, registry: Re
 def reject(request: Request, request_id: int, principal: WriterDep, registry: RegistryDep, settings: SettingsDep,
            raw: RawBody) -> JSONResponse:
     comment = _object(request, raw).get("comment")
-    with _engine(request).begin() as conn:
-        decided = moderation_queue.reject(conn, _ctx(principal, registry, settings), request_id, str(comment or ""))
+    with transaction(request) as conn:
+        ctx = edit_context(principal, registry, settings)
+        decided = moderation_queue.reject(conn, ctx, request_id, str(comment or ""))
     return JSONResponse(_jsonable(asdict(decided)))
 
 
@@ -108,7 +97,7 @@ def audit_csv(request: Request, principal: PrincipalDep, registry: RegistryDep, 
 
     def rows():
         # Its own connection: it lives as long as the response streams.
-        with _engine(request).connect() as conn:
+        with connection(request) as conn:
             yield from history.export_csv(conn, layer_id=layer, since=since, until=until)
 
     name = f"historique-{layer or 'toutes-couches'}.csv"
@@ -122,7 +111,7 @@ def feature_history(request: Request, layer_id: str, fid: int, principal: Princi
     _staff(principal)
     if layer_id not in registry:
         raise NotFound(f"Aucune couche « {layer_id} »")
-    with _engine(request).connect() as conn:
+    with connection(request) as conn:
         entries = history.entries(conn, layer_id, fid)
     if not entries:
         raise NotFound(f"Aucun historique pour l'entité {fid} de « {layer_id} »")
@@ -141,15 +130,15 @@ def revert(request: Request, layer_id: str, fid: int, principal: WriterDep, regi
     version = _object(request, raw).get("version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise InvalidParameter("« version » : numéro de version entier attendu", parameter="version")
-    with _engine(request).begin() as conn:
-        result = feature_writes.revert_feature(conn, _ctx(principal, registry, settings), layer_id, fid, version,
-                                        _if_match(request, principal))
+    with transaction(request) as conn:
+        ctx = edit_context(principal, registry, settings)
+        result = feature_writes.revert_feature(conn, ctx, layer_id, fid, version, _if_match(request, principal))
     return _result(result)
 
 
 @router.post("/history/{layer_id}/{fid}/restore", summary="Restaurer une entité supprimée")
 def restore(request: Request, layer_id: str, fid: int, principal: WriterDep, registry: RegistryDep,
             settings: SettingsDep) -> JSONResponse:
-    with _engine(request).begin() as conn:
-        result = feature_writes.restore_feature(conn, _ctx(principal, registry, settings), layer_id, fid)
+    with transaction(request) as conn:
+        result = feature_writes.restore_feature(conn, edit_context(principal, registry, settings), layer_id, fid)
     return _result(result)

@@ -8,60 +8,28 @@ before login an HMAC of a random ``gs_csrf`` cookie under the service's secret k
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from geo_service.api.deps import SESSION_COOKIE, PrincipalDep, SettingsDep
+from geo_service.api.deps import SESSION_COOKIE, PrincipalDep, SettingsDep, connection, engine_of, transaction
 from geo_service.api.problems import headers_of
-from geo_service.api.resident_pages import templates_for
+from geo_service.api.router_helpers import PRE_LOGIN_COOKIE, check_csrf, page, secure_cookies
 from geo_service.errors import Forbidden, TooManyRequests
 from geo_service.services.editing import accounts, conventions, moderation_queue, rights
-from geo_service.services.editing.accounts import Principal
-from geo_service.settings import Settings
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-PRE_LOGIN_COOKIE = "gs_csrf"
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
-# -- CSRF and cookies ------------------------------------------------------------------------------------------
-def _secret(request: Request) -> bytes:
-    return request.app.state.secret_key.encode()
 
 
-def _pre_login_token(request: Request, nonce: str) -> str:
-    return hmac.new(_secret(request), f"login:{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_token(request: Request, principal: Principal) -> str:
-    """The token forms of this page must send back."""
-    if principal.via == "session" and principal.csrf_token:
-        return principal.csrf_token
-    return _pre_login_token(request, request.state.csrf_nonce)
 
 
-def check_csrf(request: Request, principal: Principal, sent: str) -> None:
-    """Refuse a form whose token is not this session's (or, before login, not bound to this browser's cookie)."""
-    if principal.via == "session" and principal.csrf_token:
-        expected = principal.csrf_token
-    else:
-        nonce = request.cookies.get(PRE_LOGIN_COOKIE, "")
-        expected = _pre_login_token(request, nonce) if nonce else ""
-    # Bytes: compare_digest refuses str holding non-ASCII characters (a TypeError, so a 500, for "é").
-    if not (expected and sent and hmac.compare_digest(sent.encode(), expected.encode())):
-        raise Forbidden("Jeton anti-CSRF manquant ou invalide : rechargez la page et recommencez")
 
 
-def secure_cookies(request: Request, settings: Settings) -> bool:
-    # Production: always, whatever Host the request names (behind a proxy it may well say localhost).
-    mode = settings.auth.cookie_secure
-    return settings.mode == "production" or mode == "always" or \
-        (mode == "auto" and request.url.hostname not in _LOCAL_HOSTS)
 
 
 def _client_ip(request: Request) -> str:
@@ -75,25 +43,6 @@ def _safe_next(target: str | None) -> str:
     return target if target and target.startswith("/") and not target.startswith("//") else "/admin"
 
 
-def page(request: Request, settings: Settings, principal: Principal, template: str, context: dict,
-         status: int = 200, headers: dict | None = None) -> HTMLResponse:
-    """An /admin page: base context (static path, who is logged in, the form token), pre-login cookie if needed."""
-    new_nonce = None
-    if not (principal.via == "session" and principal.csrf_token):
-        request.state.csrf_nonce = request.cookies.get(PRE_LOGIN_COOKIE) or secrets.token_urlsafe(24)
-        new_nonce = request.state.csrf_nonce if PRE_LOGIN_COOKIE not in request.cookies else None
-    base = request.scope.get("root_path", "").rstrip("/")
-    response = templates_for(settings.web_dir).TemplateResponse(
-        request, template, {"base": base, "static": f"{base}/static", "me": principal,
-                            "csrf_token": csrf_token(request, principal),
-                            "basemap": {"url": settings.map.basemap_url,
-                                        "attribution": settings.map.basemap_attribution},
-                            **context},
-        status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
-    if new_nonce:
-        response.set_cookie(PRE_LOGIN_COOKIE, new_nonce, httponly=True, samesite="lax",
-                            secure=secure_cookies(request, settings), path="/admin")
-    return response
 
 
 # -- handlers --------------------------------------------------------------------------------------------------
@@ -114,7 +63,7 @@ def login_submit(request: Request, settings: SettingsDep, principal: PrincipalDe
         check_csrf(request, anonymous, csrf_token)
     except Forbidden as exc:
         return page(request, settings, anonymous, "admin/login.html", {**context, "error": exc.detail}, 403)
-    engine = request.app.state.engine
+    engine = engine_of(request)
     try:
         with engine.begin() as conn:
             found = accounts.login(conn, username, password, _client_ip(request), settings.auth)
@@ -138,7 +87,7 @@ def logout(request: Request, principal: PrincipalDep, csrf_token: Annotated[str,
     check_csrf(request, principal, csrf_token)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        with request.app.state.engine.begin() as conn:
+        with transaction(request) as conn:
             accounts.close_session(conn, cookie)
     response = RedirectResponse("/admin/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -150,7 +99,7 @@ def home(request: Request, settings: SettingsDep, principal: PrincipalDep) -> Re
     """The editors' home: who is logged in, what they may do, and the proposals waiting (administrators)."""
     if not principal.authenticated:
         return RedirectResponse("/admin/login?next=/admin", status_code=303)
-    with request.app.state.engine.connect() as conn:
+    with connection(request) as conn:
         mine = conventions.conventions_for(conn, principal.epci_siren) if principal.epci_siren else []
         day = conventions.local_day()
         context = {

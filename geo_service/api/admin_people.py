@@ -13,10 +13,9 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from geo_service.api.admin_login import check_csrf, page
-from geo_service.api.admin_review import error_page, login_redirect, require_role
-from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
+from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep, connection, transaction
 from geo_service.api.problems import status_of
+from geo_service.api.router_helpers import check_csrf, error_page, login_redirect, page, require_role
 from geo_service.errors import InvalidParameter, ServiceError
 from geo_service.layers import LayerRegistry
 from geo_service.services.editing import accounts, conventions
@@ -34,8 +33,8 @@ TOKEN_DURATIONS = {30: "30 jours", 90: "90 jours", 365: "1 an", 730: "2 ans"}
 
 
 def _epcis(request: Request) -> list[tuple[str, str]]:
-    with request.app.state.engine.connect() as conn:
-        return [(r[0], r[1]) for r in conn.exec_driver_sql("SELECT siren, nom FROM epci ORDER BY nom")]
+    with connection(request) as conn:
+        return conventions.epci_choices(conn)
 
 
 # -- accounts -------------------------------------------------------------------------------------------------------
@@ -43,7 +42,7 @@ def _users_page(request: Request, settings: Settings, principal: Principal, erro
                 status: int = 200, form: dict | None = None) -> Response:
     try:
         require_role(principal, ("admin",))
-        with request.app.state.engine.connect() as conn:
+        with connection(request) as conn:
             rows = accounts.list_accounts(conn)
             tokens = accounts.list_tokens(conn)
     except ServiceError as exc:
@@ -71,7 +70,7 @@ def create_user(request: Request, settings: SettingsDep, principal: PrincipalDep
     try:
         check_csrf(request, principal, csrf_token)
         require_role(principal, ("admin",))
-        with request.app.state.engine.begin() as conn:
+        with transaction(request) as conn:
             accounts.create_account(conn, username, role, password=password, epci_siren=epci or None,
                                     display_name=display_name or None, email=email or None)
     except ServiceError as exc:
@@ -92,7 +91,7 @@ def change_user(request: Request, username: str, settings: SettingsDep, principa
         require_role(principal, ("admin",))
         if action == "disable" and username == principal.username:
             raise InvalidParameter("Vous ne pouvez pas désactiver votre propre compte")
-        with request.app.state.engine.begin() as conn:
+        with transaction(request) as conn:
             if action in ("disable", "enable"):
                 accounts.set_active(conn, username, action == "enable")
             elif action == "password":
@@ -129,7 +128,7 @@ def create_token(request: Request, settings: SettingsDep, principal: PrincipalDe
         check_csrf(request, principal, csrf_token)
         require_role(principal, ("admin",))
         chosen = _token_days(days)
-        with request.app.state.engine.begin() as conn:
+        with transaction(request) as conn:
             issued = accounts.issue_token(conn, username, name, chosen, if_match_optional=bool(qgis))
     except ServiceError as exc:
         form = {"token_username": username, "token_name": name, "days": days, "qgis": bool(qgis)}
@@ -149,7 +148,7 @@ def revoke_token(request: Request, token_id: int, settings: SettingsDep, princip
     try:
         check_csrf(request, principal, csrf_token)
         require_role(principal, ("admin",))
-        with request.app.state.engine.begin() as conn:
+        with transaction(request) as conn:
             accounts.revoke_token(conn, token_id)
     except ServiceError as exc:
         return _users_page(request, settings, principal, exc.detail, status_of(exc))
@@ -161,7 +160,7 @@ def _conventions_page(request: Request, settings: Settings, principal: Principal
                       error: str | None = None, status: int = 200) -> Response:
     try:
         require_role(principal, ("admin",))
-        with request.app.state.engine.connect() as conn:
+        with connection(request) as conn:
             rows = conventions.list_conventions(conn)
     except ServiceError as exc:
         return error_page(request, settings, principal, exc)
@@ -199,7 +198,7 @@ def add_convention(request: Request, settings: SettingsDep, principal: Principal
     try:
         check_csrf(request, principal, csrf_token)
         require_role(principal, ("admin",))
-        with request.app.state.engine.begin() as conn:
+        with transaction(request) as conn:
             conventions.add_convention(
                 conn, registry, epci_siren=epci, direction=direction, layers=layers or [],
                 starts_on=_day(starts_on, "starts_on") or conventions.local_day(),
@@ -215,7 +214,7 @@ def end_convention(request: Request, convention_id: int, settings: SettingsDep, 
     try:
         check_csrf(request, principal, csrf_token)
         require_role(principal, ("admin",))
-        with request.app.state.engine.begin() as conn:
+        with transaction(request) as conn:
             conventions.end_convention(conn, convention_id)
     except ServiceError as exc:
         return _conventions_page(request, settings, principal, registry, exc.detail, status_of(exc))

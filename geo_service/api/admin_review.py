@@ -12,19 +12,27 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from geo_service.api.admin_login import check_csrf, page
-from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep
+from geo_service.api.deps import PrincipalDep, RegistryDep, SettingsDep, connection, transaction
 from geo_service.api.problems import status_of
-from geo_service.errors import Forbidden, NotFound, ServiceError
+from geo_service.api.router_helpers import (
+    STAFF,
+    check_csrf,
+    edit_context,
+    error_page,
+    login_redirect,
+    page,
+    require_role,
+)
+from geo_service.errors import NotFound, ServiceError
 from geo_service.layers import LayerRegistry
 from geo_service.services.editing import (
+    conventions,
     feature_writes,
     history,
     moderation_queue,
     review_display,
 )
 from geo_service.services.editing.accounts import Principal
-from geo_service.services.editing.feature_writes import EditContext, EditRules
 from geo_service.settings import Settings
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -34,26 +42,14 @@ MESSAGES = {
     "reverted": "Version rétablie.",
     "restored": "Entité restaurée.",
 }
-STAFF = ("admin", "editor")
 
 
-def login_redirect(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/admin/login?next={request.url.path}", status_code=303)
 
 
-def require_role(principal: Principal, roles: tuple[str, ...]) -> None:
-    if principal.role not in roles:
-        raise Forbidden("Cette page est réservée aux " + ("administrateurs" if roles == ("admin",) else
-                                                         "administrateurs et éditeurs du Département"))
 
 
-def error_page(request: Request, settings: Settings, principal: Principal, exc: ServiceError) -> HTMLResponse:
-    return page(request, settings, principal, "admin/error.html", {"error": exc.detail, "title": exc.title},
-                status=status_of(exc))
 
 
-def web_context(principal: Principal, registry: LayerRegistry, settings: Settings) -> EditContext:
-    return EditContext(principal, "web", registry, EditRules.from_settings(settings))
 
 
 def _message(request: Request) -> str | None:
@@ -70,9 +66,9 @@ def proposals(request: Request, settings: SettingsDep, principal: PrincipalDep, 
         require_role(principal, STAFF)
     except ServiceError as exc:
         return error_page(request, settings, principal, exc)
-    with request.app.state.engine.connect() as conn:
+    with connection(request) as conn:
         rows = moderation_queue.list_requests(conn, None if status == "all" else status)
-        epcis = dict(conn.exec_driver_sql("SELECT siren, nom FROM epci").all())
+        epcis = dict(conventions.epci_choices(conn))
     titles = {layer.id: layer.title for layer in registry}
     return page(request, settings, principal, "admin/proposals.html",
                 {"rows": rows, "titles": titles, "epcis": epcis, "kinds": review_display.KIND_LABELS, "status": status,
@@ -83,7 +79,7 @@ def _review_page(request: Request, settings: Settings, principal: Principal, reg
                  request_id: int, error: str | None = None, status: int = 200) -> Response:
     try:
         require_role(principal, STAFF)
-        with request.app.state.engine.connect() as conn:
+        with connection(request) as conn:
             shown = review_display.review(conn, registry, request_id)
     except ServiceError as exc:
         return error_page(request, settings, principal, exc)
@@ -104,8 +100,8 @@ def decide(request: Request, request_id: int, settings: SettingsDep, principal: 
            csrf_token: Annotated[str, Form()] = "") -> Response:
     try:
         check_csrf(request, principal, csrf_token)
-        ctx = web_context(principal, registry, settings)
-        with request.app.state.engine.begin() as conn:
+        ctx = edit_context(principal, registry, settings, path="web")
+        with transaction(request) as conn:
             if decision == "accept":
                 moderation_queue.accept(conn, ctx, request_id, comment.strip() or None)
             elif decision == "reject":
@@ -126,7 +122,7 @@ def _history_page(request: Request, settings: Settings, principal: Principal, re
         if layer_id not in registry:
             raise NotFound(f"Aucune couche « {layer_id} »")
         layer = registry.get(layer_id)
-        with request.app.state.engine.connect() as conn:
+        with connection(request) as conn:
             entries = history.entries(conn, layer_id, fid)
             current = history.snapshot(conn, layer, fid)
     except ServiceError as exc:
@@ -152,8 +148,8 @@ def change_history(request: Request, layer_id: str, fid: int, settings: Settings
                    csrf_token: Annotated[str, Form()] = "") -> Response:
     try:
         check_csrf(request, principal, csrf_token)
-        ctx = web_context(principal, registry, settings)
-        with request.app.state.engine.begin() as conn:
+        ctx = edit_context(principal, registry, settings, path="web")
+        with transaction(request) as conn:
             if action == "revert":
                 feature_writes.revert_feature(conn, ctx, layer_id, fid, version)
             elif action == "restore":

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hmac
 import re
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Annotated, TypeVar
 
+import anyio
 import psycopg
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from geo_service.db import postgis_version
 from geo_service.errors import Forbidden, NotFound, Unauthenticated
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services.editing import accounts, rights
@@ -41,6 +46,55 @@ async def get_engine(request: Request) -> Engine:
 def get_connection(request: Request) -> Iterator[Connection]:
     with request.app.state.engine.connect() as conn:
         yield conn
+
+
+# The same things for handlers that need them at a chosen moment (a form checked first, a stream that outlives
+# the handler): routers reach the application's state through these and nothing else.
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def registry_of(request: Request) -> LayerRegistry:
+    return request.app.state.registry
+
+
+def engine_of(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def connection(request: Request) -> AbstractContextManager[Connection]:
+    """A connection of the service's engine, for a ``with`` block (committed by nobody: reads)."""
+    return request.app.state.engine.connect()
+
+
+def transaction(request: Request) -> AbstractContextManager[Connection]:
+    """A transaction of the service's engine, for a ``with`` block: committed at its end, rolled back on error."""
+    return request.app.state.engine.begin()
+
+
+def database_version(request: Request) -> str | None:
+    """PostGIS's version after a real round trip (``/healthz``), None when the database cannot be reached."""
+    return postgis_version(request.app.state.engine)
+
+
+def secret_key_of(request: Request) -> str:
+    return request.app.state.secret_key
+
+
+def export_dir_of(request: Request) -> Path:
+    return request.app.state.export_dir
+
+
+def hot_path_limiter(request: Request, threads: int) -> anyio.CapacityLimiter:
+    """The resident map's own small thread pool: one per event loop (a limiter belongs to the loop it was made
+    in, and an app may outlive one, as in tests)."""
+    state = request.app.state
+    loop = asyncio.get_running_loop()
+    owner, limiter = getattr(state, "hot_path_limiter", (None, None))
+    if owner is not loop:
+        limiter = anyio.CapacityLimiter(threads)
+        state.hot_path_limiter = (loop, limiter)
+    return limiter
 
 
 def read_only(request: Request, work: Callable[[Connection], T]) -> T:

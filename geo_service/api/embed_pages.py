@@ -16,7 +16,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep
-from geo_service.api.resident_pages import templates_for
+from geo_service.api.router_helpers import templates_for
 from geo_service.api.urls import site_url
 from geo_service.services.resident import embed_options, map_page
 

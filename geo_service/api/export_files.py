@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from geo_service.api.caching import cache_headers, not_modified
-from geo_service.api.deps import ReaderDep, RegistryDep, SettingsDep
+from geo_service.api.deps import ReaderDep, RegistryDep, SettingsDep, engine_of, export_dir_of
 from geo_service.errors import NotFound
 from geo_service.services.publish import export_cache, layer_export
 
@@ -29,7 +29,7 @@ def export_layer(request: Request, layer_id: str, registry: RegistryDep, reader:
     if layer_id not in registry or not reader.can_read(registry.get(layer_id)):
         raise NotFound(f"Aucune couche « {layer_id} »")
     layer = registry.get(layer_id)
-    exported = export_cache.export_file(request.app.state.engine, layer, reader, fmt, request.app.state.export_dir)
+    exported = export_cache.export_file(engine_of(request), layer, reader, fmt, export_dir_of(request))
     # The copy compressed when it was built, for clients that accept gzip (browsers do): the GZip middleware
     # leaves an answer with a Content-Encoding alone. Each representation has its own ETag.
     packed = accepts_gzip(request)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from sqlalchemy import Engine
 
 from geo_service.api.deps import EngineDep, PublicLayerDep, RegistryDep, SettingsDep
 from geo_service.api.streams import started
 from geo_service.layers import LayerDecl
 from geo_service.services.publish import layer_geojson
 from geo_service.services.publish.layer_geojson import BBox
+
+if TYPE_CHECKING:  # types only: routers reach the database through deps.py and the services
+    from sqlalchemy import Engine
 
 router = APIRouter(prefix="/api/layers", tags=["couches"])
 

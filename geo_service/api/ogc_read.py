@@ -11,20 +11,28 @@ import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import Engine
 
 from geo_service.api import docs
 from geo_service.api.caching import cache_headers, etag_of, not_modified
-from geo_service.api.deps import ConnectionDep, ReaderDep, RegistryDep, SettingsDep, get_reader, read_only
+from geo_service.api.deps import (
+    ConnectionDep,
+    ReaderDep,
+    RegistryDep,
+    SettingsDep,
+    engine_of,
+    get_reader,
+    read_only,
+    registry_of,
+    settings_of,
+)
 from geo_service.api.ogc_openapi import ogc_openapi
-from geo_service.api.ogc_write import feature_etag
-from geo_service.api.resident_pages import templates_for
+from geo_service.api.router_helpers import OGC_PREFIX, feature_etag, ogc_base, templates_for
 from geo_service.api.streams import started
 from geo_service.api.urls import absolute_url, request_url
 from geo_service.errors import InvalidParameter
@@ -34,7 +42,10 @@ from geo_service.services.publish.crs import CRS84, parse_crs
 from geo_service.services.publish.feature_reader import Collection, open_collection, readable_collections
 from geo_service.settings import Settings
 
-router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
+if TYPE_CHECKING:  # types only: routers reach the database through deps.py and the services
+    from sqlalchemy import Engine
+
+router = APIRouter(prefix=OGC_PREFIX, tags=["OGC API – Features"])
 FORMATS = ("json", "html")
 _JSON_TYPES = ("application/json", "application/geo+json", "application/schema+json")
 
@@ -90,7 +101,7 @@ def _check_typed_parameters(request: Request) -> None:
 async def get_collection(request: Request, collectionId: str) -> Collection:  # noqa: N803
     # async: no I/O here, and a sync dependency would cost a trip to the thread pool on every request. One
     # dependency, not three (registry, reader, principal): FastAPI's resolution of each costs more than its work.
-    return open_collection(request.app.state.registry, collectionId, await get_reader(request))
+    return open_collection(registry_of(request), collectionId, await get_reader(request))
 
 
 CollectionDep = Annotated[Collection, Depends(get_collection)]
@@ -123,12 +134,6 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _base(request: Request) -> str:
-    # The landing page's absolute URL (api/urls.py: public_base_url, else the request's), without url_for's walk
-    # through every route.
-    return absolute_url(request, router.prefix)
-
-
 def document(request: Request, settings: Settings, doc: dict, *, media_type: str, template: str,
              context: dict | None = None, headers: dict | None = None, etag: str | None = None) -> Response:
     """A JSON document, or its HTML page, with an ETag (made of its content unless given) and a 304 when it matches."""
@@ -139,7 +144,7 @@ def document(request: Request, settings: Settings, doc: dict, *, media_type: str
         return Response(status_code=304, headers=cache)
     if not html:
         return JSONResponse(doc, media_type=media_type, headers=cache)
-    page = {"doc": doc, "base": _base(request), "static": request.scope.get("root_path", "").rstrip("/") + "/static",
+    page = {"doc": doc, "base": ogc_base(request), "static": request.scope.get("root_path", "").rstrip("/") + "/static",
             **(context or {})}
     return templates_for(settings.web_dir).TemplateResponse(request, template, page, headers=cache)
 
@@ -147,7 +152,7 @@ def document(request: Request, settings: Settings, doc: dict, *, media_type: str
 # -- handlers ----------------------------------------------------------------------------------------------
 @router.get("", name="ogc_landing", summary="Page d'accueil OGC API – Features")
 def landing(request: Request, settings: SettingsDep) -> Response:
-    base = _base(request)
+    base = ogc_base(request)
     doc = ogc_documents.landing(base, f"Lot numérique — OGC API – Features ({settings.territory.name})",
                           request.app.description, absolute_url(request, docs.DOCS_PATH))
     return document(request, settings, doc, media_type=ogc_documents.JSON, template="ogc/landing.html")
@@ -156,13 +161,13 @@ def landing(request: Request, settings: SettingsDep) -> Response:
 @router.get("/api", summary="Description OpenAPI 3.0 de l'API OGC",
             responses={200: {"content": {ogc_documents.OPENAPI_JSON: {"schema": {"type": "object"}}}}})
 def api_description(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep) -> Response:
-    doc = ogc_openapi(request.app, settings.api, readable_collections(registry, reader), _base(request))
+    doc = ogc_openapi(request.app, settings.api, readable_collections(registry, reader), ogc_base(request))
     return JSONResponse(doc, media_type=ogc_documents.OPENAPI_JSON)
 
 
 @router.get("/conformance", summary="Classes de conformité")
 def conformance(request: Request, settings: SettingsDep) -> Response:
-    return document(request, settings, ogc_documents.conformance(_base(request)), media_type=ogc_documents.JSON,
+    return document(request, settings, ogc_documents.conformance(ogc_base(request)), media_type=ogc_documents.JSON,
                     template="ogc/conformance.html")
 
 
@@ -170,23 +175,23 @@ def conformance(request: Request, settings: SettingsDep) -> Response:
 def collections(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                 conn: ConnectionDep) -> Response:
     wants_html(request)  # a bad f= is refused before any query
-    doc = ogc_documents.collections_document(conn, readable_collections(registry, reader), _base(request))
+    doc = ogc_documents.collections_document(conn, readable_collections(registry, reader), ogc_base(request))
     return document(request, settings, doc, media_type=ogc_documents.JSON, template="ogc/collections.html")
 
 
 @router.get("/collections/{collectionId}", summary="Description d'une collection")
 def collection(request: Request, settings: SettingsDep, coll: CollectionDep, conn: ConnectionDep) -> Response:
     wants_html(request)  # a bad f= is refused before any query
-    doc = ogc_documents.collection_document(conn, coll, _base(request))
+    doc = ogc_documents.collection_document(conn, coll, ogc_base(request))
     return document(request, settings, doc, media_type=ogc_documents.JSON, template="ogc/collection.html",
-                    context={"queryables": ogc_documents.queryables(coll, _base(request))})
+                    context={"queryables": ogc_documents.queryables(coll, ogc_base(request))})
 
 
 @router.get("/collections/{collectionId}/queryables", summary="Propriétés interrogeables (JSON Schema)",
             responses={200: {"content": {ogc_documents.SCHEMA_JSON: {"schema": {"type": "object"}},
                                          ogc_documents.HTML: {}}}})
 def queryables(request: Request, settings: SettingsDep, coll: CollectionDep) -> Response:
-    doc = ogc_documents.queryables(coll, _base(request))
+    doc = ogc_documents.queryables(coll, ogc_base(request))
     return document(request, settings, doc, media_type=ogc_documents.SCHEMA_JSON, template="ogc/queryables.html",
                     context={"collection": coll})
 
@@ -198,7 +203,7 @@ def items(request: Request, coll: CollectionDep) -> Response:
     # The standard parameters are documented in OpenAPI (`ItemsParams`); the service reads the raw query
     # string, because property filters (?statut=…) are named by each collection's declaration.
     _check_typed_parameters(request)
-    settings: Settings = request.app.state.settings
+    settings: Settings = settings_of(request)
     html = wants_html(request)
     pairs = request.query_params.multi_items()
     q = ogc_items.parse_items_query(coll, pairs, default_limit=settings.api.ogc_default_limit,
@@ -207,7 +212,7 @@ def items(request: Request, coll: CollectionDep) -> Response:
     if html:
         # Browsers draw CRS84 (Leaflet); the HTML page therefore ignores crs.
         q = replace(q, crs=CRS84)
-    engine: Engine = request.app.state.engine
+    engine: Engine = engine_of(request)
     with engine.connect() as conn:
         if "if-none-match" in request.headers or "if-modified-since" in request.headers or ogc_items.is_streamed(q):
             # The layer's change counter (not count/max over the table): a 304 is decided before reading more.
@@ -263,7 +268,7 @@ def _items_links(request: Request, coll: Collection, q: ogc_items.ItemsQuery, ma
     links = [ogc_documents.link(str(url), "self", here, "Cette page"),
              ogc_documents.link(str(url.include_query_params(f="json" if html else "html")), "alternate", other,
                           "Cette page dans l'autre format"),
-             ogc_documents.link(f"{_base(request)}/collections/{coll.id}", "collection", ogc_documents.JSON,
+             ogc_documents.link(f"{ogc_base(request)}/collections/{coll.id}", "collection", ogc_documents.JSON,
                                 coll.layer.title)]
     if q.offset + q.limit < matched:
         links.append(ogc_documents.link(str(url.include_query_params(offset=q.offset + q.limit)), "next", here,
@@ -278,12 +283,12 @@ def _items_links(request: Request, coll: Collection, q: ogc_items.ItemsQuery, ma
             responses={200: {"content": {ogc_documents.GEOJSON: {}, ogc_documents.HTML: {}}}})
 def item(request: Request, coll: CollectionDep, featureId: str,  # noqa: N803
          crs: str | None = Query(None, description="CRS de la géométrie renvoyée")) -> Response:
-    settings: Settings = request.app.state.settings
+    settings: Settings = settings_of(request)
     html = wants_html(request)
     target = CRS84 if html else parse_crs(crs, "crs")
     # One statement on the read engine (a primary-key lookup): the feature and the version its ETag names.
     feature, version = read_only(request, lambda conn: ogc_items.read_feature(conn, coll, featureId, target))
-    url = f"{_base(request)}/collections/{coll.id}"
+    url = f"{ogc_base(request)}/collections/{coll.id}"
     feature["links"] = [
         ogc_documents.link(f"{url}/items/{featureId}", "self", ogc_documents.GEOJSON, "Cette entité"),
         ogc_documents.link(f"{url}/items/{featureId}?f=html", "alternate", ogc_documents.HTML, "Cette entité (HTML)"),

@@ -10,41 +10,35 @@ silently. An EPCI contributor's change answers 202 (a proposal waiting for valid
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from typing import Annotated
+from typing import TYPE_CHECKING
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Connection
 
-from geo_service.api.deps import ReaderDep, RegistryDep, SettingsDep, WriterDep
+from geo_service.api.deps import ReaderDep, RegistryDep, SettingsDep, WriterDep, transaction
 from geo_service.api.problems import version_etag
+from geo_service.api.router_helpers import OGC_PREFIX, RawBody, content_crs, edit_context, expected_version, json_body
 from geo_service.api.urls import absolute_url
 from geo_service.errors import (
-    InvalidParameter,
     NotFound,
-    PreconditionFailed,
-    PreconditionRequired,
-    UnsupportedMediaType,
 )
 from geo_service.layers import LayerRegistry
-from geo_service.services import untrusted_json
 from geo_service.services.editing import feature_writes
 from geo_service.services.editing.accounts import Principal
-from geo_service.services.editing.feature_writes import EditContext, EditResult, EditRules
+from geo_service.services.editing.feature_writes import EditContext, EditResult
 from geo_service.services.publish import ogc_items
-from geo_service.services.publish.crs import CRS84, Crs, parse_crs
+from geo_service.services.publish.crs import CRS84
 from geo_service.services.publish.feature_reader import Collection, open_collection
 from geo_service.services.publish.ogc_documents import GEOJSON
 from geo_service.services.publish.read_access import Reader
 from geo_service.settings import Settings
 
-router = APIRouter(prefix="/ogc", tags=["OGC API – Features – Part 4 (écriture)"])
+if TYPE_CHECKING:  # types only: routers reach the database through deps.py and the services
+    from sqlalchemy import Connection
+
+router = APIRouter(prefix=OGC_PREFIX, tags=["OGC API – Features – Part 4 (écriture)"])
 FEATURE_TYPES = ("application/geo+json", "application/json")
 PATCH_TYPES = ("application/merge-patch+json", *FEATURE_TYPES)
-_ETAG = re.compile(r'^(?:W/)?"v(\d{1,9})(?:-[0-9a-z]+)?"$')
 _WRITE_RESPONSES = {
     400: {"description": "Corps ou paramètre invalide"}, 401: {"description": "Authentification requise"},
     403: {"description": "Droits insuffisants (rôle, convention, périmètre)"},
@@ -52,8 +46,6 @@ _WRITE_RESPONSES = {
     415: {"description": "Type de contenu non pris en charge"},
     422: {"description": "Entité invalide (propriété ou géométrie)"},
 }
-# A feature nests at most 6 levels (a MultiPolygon in its geometry); the standard parser recurses on each level.
-BODY_MAX_DEPTH = 32
 _LOCK_RESPONSES = {**_WRITE_RESPONSES, 412: {"description": "Version périmée (If-Match)"},
                    428: {"description": "If-Match requis"}}
 # The bodies and headers the handlers read by hand, described for clients and for the fuzzing of
@@ -78,15 +70,6 @@ def _body(schema: dict, *types: str) -> dict:
     return {"requestBody": {"required": True, "content": {media: {"schema": schema} for media in types}}}
 
 
-def feature_etag(version: int, *variant: object) -> str:
-    """The ETag of a feature: ``"v<version>"``, with a suffix for other representations (HTML, another CRS,
-    restricted fields) so each stays distinct; ``If-Match`` reads the version from any of them."""
-    if not any(variant):
-        return version_etag(version)
-    suffix = hashlib.sha256(json.dumps([str(v) for v in variant]).encode()).hexdigest()[:8]
-    return f'"v{version}-{suffix}"'
-
-
 def _collection(registry: LayerRegistry, collection_id: str, reader: Reader) -> Collection:
     # A layer the account cannot read does not exist for it (404), as for reads.
     return open_collection(registry, collection_id, reader)
@@ -98,57 +81,9 @@ def _fid(feature_id: str, coll: Collection) -> int:
     return int(feature_id)
 
 
-def content_crs(request: Request) -> Crs:
-    """The CRS of the body's geometries (Part 2 ``Content-Crs: <uri>``); CRS84 when absent."""
-    value = request.headers.get("content-crs")
-    return CRS84 if not value else parse_crs(value.strip().strip("<>"), "Content-Crs")
-
-
-async def _raw_body(request: Request) -> bytes:
-    # Read asynchronously here so that the handlers can be plain functions (run in the thread pool, where the
-    # blocking database calls belong). The size limit applies while reading (api/limits.py).
-    return await request.body()
-
-
-RawBody = Annotated[bytes, Depends(_raw_body)]
-
-
-def json_body(request: Request, raw: bytes, types: tuple[str, ...]) -> object:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in types:
-        raise UnsupportedMediaType(f"Type de contenu « {media or 'absent'} » non pris en charge ; types acceptés : "
-                                   f"{', '.join(types)}")
-    try:
-        return untrusted_json.loads(raw, BODY_MAX_DEPTH)
-    except untrusted_json.TooDeep:
-        raise InvalidParameter(f"Corps JSON trop imbriqué : plus de {BODY_MAX_DEPTH} niveaux de tableaux ou d'objets",
-                               parameter="body", limit=BODY_MAX_DEPTH) from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        # NaN, Infinity and numbers beyond a double are not JSON (RFC 8259), though Python's parser reads them.
-        raise InvalidParameter(f"Corps JSON invalide : {exc}", parameter="body") from None
-
-
-def expected_version(request: Request, principal: Principal) -> int | None:
-    """The version named by ``If-Match`` (one ETag of ours); required, so that no change is blind — except
-    for a token made for a client that never sends it (QGIS): ``None``, the change is not version-checked."""
-    value = request.headers.get("if-match")
-    if value is None or not value.strip():
-        if principal.if_match_optional:
-            return None
-        raise PreconditionRequired("En-tête If-Match requis : renvoyez l'ETag de l'entité lue (GET) pour ne pas "
-                                   "écraser sans le savoir la modification de quelqu'un d'autre")
-    if value.strip() == "*":
-        raise PreconditionRequired("If-Match: * n'est pas accepté : envoyez l'ETag de la version que vous modifiez")
-    match = _ETAG.match(value.strip())
-    if match is None:
-        raise PreconditionFailed(f"If-Match « {value} » ne correspond à aucune version de l'entité")
-    return int(match.group(1))
-
-
 def _context(request: Request, principal: Principal, registry: LayerRegistry, settings: Settings) -> EditContext:
     # The web editor writes through this API with its session: its changes are recorded as "web".
-    path = "web" if principal.via == "session" else "api"
-    return EditContext(principal, path, registry, EditRules.from_settings(settings), crs=content_crs(request))
+    return edit_context(principal, registry, settings, crs=content_crs(request))
 
 
 def _answer(request: Request, conn: Connection, coll: Collection, result: EditResult, status: int) -> Response:
@@ -174,7 +109,7 @@ def create_item(request: Request, collectionId: str, principal: WriterDep, reade
                 registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
     coll = _collection(registry, collectionId, reader)
     body = json_body(request, raw, FEATURE_TYPES)
-    with request.app.state.engine.begin() as conn:
+    with transaction(request) as conn:
         result = feature_writes.create_feature(conn, _context(request, principal, registry, settings), coll.id, body)
         return _answer(request, conn, coll, result, 201)
 
@@ -187,7 +122,7 @@ def replace_item(request: Request, collectionId: str, featureId: str, principal:
     coll = _collection(registry, collectionId, reader)
     fid, version = _fid(featureId, coll), expected_version(request, principal)
     body = json_body(request, raw, FEATURE_TYPES)
-    with request.app.state.engine.begin() as conn:
+    with transaction(request) as conn:
         result = feature_writes.replace_feature(conn, _context(request, principal, registry, settings), coll.id,
                                                 fid, body, version)
         return _answer(request, conn, coll, result, 200)
@@ -201,7 +136,7 @@ def patch_item(request: Request, collectionId: str, featureId: str, principal: W
     coll = _collection(registry, collectionId, reader)
     fid, version = _fid(featureId, coll), expected_version(request, principal)
     body = json_body(request, raw, PATCH_TYPES)
-    with request.app.state.engine.begin() as conn:
+    with transaction(request) as conn:
         result = feature_writes.patch_feature(conn, _context(request, principal, registry, settings), coll.id,
                                               fid, body, version)
         return _answer(request, conn, coll, result, 200)
@@ -214,7 +149,7 @@ def delete_item(request: Request, collectionId: str, featureId: str, principal: 
                 reader: ReaderDep, registry: RegistryDep, settings: SettingsDep) -> Response:
     coll = _collection(registry, collectionId, reader)
     fid, version = _fid(featureId, coll), expected_version(request, principal)
-    with request.app.state.engine.begin() as conn:
+    with transaction(request) as conn:
         result = feature_writes.delete_feature(conn, _context(request, principal, registry, settings), coll.id, fid,
                                         version)
         return _answer(request, conn, coll, result, 204)

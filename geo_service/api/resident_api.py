@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic_core import to_json
 
-from geo_service.api.deps import read_only
+from geo_service.api.deps import hot_path_limiter, read_only, registry_of, settings_of
 from geo_service.api.resident_models import GeocodeResponse, NearbyReport
 from geo_service.errors import InvalidParameter
 from geo_service.services.resident import geocoder
@@ -43,32 +42,25 @@ HOT_PATH_THREADS = 2
 
 
 async def _in_thread(request: Request, work: Callable[..., Response], *args: Any) -> Response:
-    """``work(*args)`` on a thread of the hot path's own small pool (one per event loop: a limiter belongs to the
-    loop it was made in, and an app may outlive one, as in tests)."""
-    state = request.app.state
-    loop = asyncio.get_running_loop()
-    owner, limiter = getattr(state, "hot_path_limiter", (None, None))
-    if owner is not loop:
-        limiter = anyio.CapacityLimiter(HOT_PATH_THREADS)
-        state.hot_path_limiter = (loop, limiter)
-    return await anyio.to_thread.run_sync(work, *args, limiter=limiter)
+    """``work(*args)`` on a thread of the hot path's own small pool (``deps.hot_path_limiter``)."""
+    return await anyio.to_thread.run_sync(work, *args, limiter=hot_path_limiter(request, HOT_PATH_THREADS))
 
 
 def _report(request: Request, lon: float | None, lat: float | None, address: str | None) -> Response:
-    state = request.app.state
-    territory = state.settings.territory
+    settings, registry = settings_of(request), registry_of(request)
+    territory = settings.territory
     if address is not None:
-        report = read_only(request, lambda conn: report_service.report_for_address(conn, state.registry, territory,
+        report = read_only(request, lambda conn: report_service.report_for_address(conn, registry, territory,
                                                                                    address)[1])
     else:
-        report = read_only(request, lambda conn: report_service.report(conn, state.registry, territory, lon, lat))
-    return json_response(report, state.settings.api.cache_max_age_s)
+        report = read_only(request, lambda conn: report_service.report(conn, registry, territory, lon, lat))
+    return json_response(report, settings.api.cache_max_age_s)
 
 
 def _geocode(request: Request, q: str | None, limit: int) -> Response:
     results = read_only(request, lambda conn: geocoder.search(conn, q, limit))
     return json_response({"query": (q or "").strip(), "results": [r.as_dict() for r in results]},
-                         request.app.state.settings.api.cache_max_age_s)
+                         settings_of(request).api.cache_max_age_s)
 
 
 # These two handlers are the hot path of the resident map (one call per keystroke, per click): they are

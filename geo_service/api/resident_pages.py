@@ -4,44 +4,25 @@ text page that works without JavaScript), rendered from ``web/templates/``."""
 from __future__ import annotations
 
 import math
-from datetime import date
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 
 from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep
 from geo_service.api.problems import status_of
-from geo_service.api.security_headers import csp_nonce
+from geo_service.api.router_helpers import templates_for
 from geo_service.errors import InvalidParameter, ServiceError
 from geo_service.services.resident import map_page, nearby_report
 from geo_service.services.resident.geocoder import MAX_QUERY_LENGTH
-from geo_service.services.resident.opening_hours import french_date
-from geo_service.services.resident.report_wording import parse_date, source_lines
 
 router = APIRouter(include_in_schema=False)
 
 
-def _date_fr(value: Any) -> str:
-    day = parse_date(value) if not isinstance(value, date) else value
-    return french_date(day) if day else ""
 
 
-def _security_context(request: Request) -> dict[str, str]:
-    # Every page may write the response's CSP nonce on its inline scripts: <script nonce="{{ csp_nonce }}">.
-    return {"csp_nonce": csp_nonce(request)}
 
 
-@lru_cache
-def templates_for(web_dir: Path) -> Jinja2Templates:
-    """One Jinja environment per template folder (settings may differ between apps, e.g. in tests)."""
-    templates = Jinja2Templates(directory=web_dir / "templates", context_processors=[_security_context])
-    templates.env.filters["date_fr"] = _date_fr
-    templates.env.filters["source_lines"] = source_lines
-    return templates
 
 
 @router.get("/map", response_class=HTMLResponse)

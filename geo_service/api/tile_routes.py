@@ -8,15 +8,15 @@ primary-key lookup and no tile is built. An empty tile is ``204 No Content`` (OG
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
-from geo_service.api import ogc_read
 from geo_service.api.caching import cache_headers, etag_of, not_modified
 from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep
-from geo_service.api.urls import absolute_url
+from geo_service.api.router_helpers import ogc_base
 from geo_service.errors import InvalidParameter
 from geo_service.layers import LayerRegistry
 from geo_service.services.publish import layer_state, ogc_documents, tilesets, vector_tiles
@@ -24,16 +24,14 @@ from geo_service.services.publish.feature_reader import Collection, open_collect
 from geo_service.services.publish.read_access import Reader
 from geo_service.settings import Settings
 
+if TYPE_CHECKING:  # types only: routers reach the database through deps.py and the services
+    from sqlalchemy import Connection, Engine
+
 router = APIRouter(tags=["Tuiles vectorielles"])
 _MVT_RESPONSES = {200: {"content": {vector_tiles.MVT: {}}, "description": "Tuile Mapbox Vector Tile"},
                   204: {"description": "Tuile vide : aucune entité à cet endroit"}}
 TMS_PATH = "{tileMatrixSetId}"
 TILE_PATH = "{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
-
-
-def _base(request: Request) -> str:
-    """The OGC landing page's absolute URL (api/urls.py), like ``url_for("ogc_landing")`` but cheaper."""
-    return absolute_url(request, ogc_read.router.prefix)
 
 
 def _json(request: Request, settings: Settings, doc: dict, media_type: str = ogc_documents.JSON) -> Response:
@@ -75,7 +73,7 @@ def _tile_response(request: Request, settings: Settings, engine: Engine, collect
 # -- tile matrix sets -------------------------------------------------------------------------------------
 @router.get("/ogc/tileMatrixSets", summary="Grilles de tuilage proposées")
 def tile_matrix_sets(request: Request, settings: SettingsDep) -> Response:
-    return _json(request, settings, tilesets.tile_matrix_sets(_base(request)))
+    return _json(request, settings, tilesets.tile_matrix_sets(ogc_base(request)))
 
 
 @router.get("/ogc/tileMatrixSets/{tileMatrixSetId}", summary="Définition d'une grille de tuilage")
@@ -87,7 +85,7 @@ def tile_matrix_set(request: Request, settings: SettingsDep, tileMatrixSetId: st
 @router.get("/ogc/collections/{collectionId}/tiles", summary="Jeux de tuiles vectorielles d'une collection")
 def collection_tilesets(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                         conn: ConnectionDep, collectionId: str) -> Response:  # noqa: N803
-    base = _base(request)
+    base = ogc_base(request)
     tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), base)
     return _json(request, settings, tilesets.tilesets_list(tileset, f"{base}/collections/{collectionId}/tiles", base))
 
@@ -96,7 +94,7 @@ def collection_tilesets(request: Request, settings: SettingsDep, registry: Regis
 def collection_tileset(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                        conn: ConnectionDep, collectionId: str, tileMatrixSetId: str) -> Response:  # noqa: N803
     vector_tiles.check_tms(tileMatrixSetId)
-    base = _base(request)
+    base = ogc_base(request)
     tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), base)
     return _json(request, settings, tilesets.tileset_metadata(tileset, base, settings.tiles))
 
@@ -106,7 +104,7 @@ def collection_tileset(request: Request, settings: SettingsDep, registry: Regist
 def collection_tilejson(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                         conn: ConnectionDep, collectionId: str, tileMatrixSetId: str) -> Response:  # noqa: N803
     vector_tiles.check_tms(tileMatrixSetId)
-    tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), _base(request))
+    tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), ogc_base(request))
     return _json(request, settings, tilesets.tilejson(tileset, settings.tiles), tilesets.TILEJSON)
 
 
@@ -123,14 +121,14 @@ async def collection_tile(request: Request, settings: SettingsDep, registry: Reg
 # -- every public collection ------------------------------------------------------------------------------
 def _dataset(request: Request, settings: Settings, registry: LayerRegistry, reader: Reader,
              conn: Connection) -> tilesets.Tileset:
-    return tilesets.dataset_tileset(conn, readable_collections(registry, reader), _base(request),
+    return tilesets.dataset_tileset(conn, readable_collections(registry, reader), ogc_base(request),
                                     settings.territory.name)
 
 
 @router.get("/ogc/tiles", summary="Jeux de tuiles vectorielles de toutes les couches")
 def dataset_tilesets(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                      conn: ConnectionDep) -> Response:
-    base = _base(request)
+    base = ogc_base(request)
     tileset = _dataset(request, settings, registry, reader, conn)
     return _json(request, settings, tilesets.tilesets_list(tileset, f"{base}/tiles", base))
 
@@ -140,7 +138,7 @@ def dataset_tileset(request: Request, settings: SettingsDep, registry: RegistryD
                     conn: ConnectionDep, tileMatrixSetId: str) -> Response:  # noqa: N803
     vector_tiles.check_tms(tileMatrixSetId)
     tileset = _dataset(request, settings, registry, reader, conn)
-    return _json(request, settings, tilesets.tileset_metadata(tileset, _base(request), settings.tiles))
+    return _json(request, settings, tilesets.tileset_metadata(tileset, ogc_base(request), settings.tiles))
 
 
 @router.get(f"/ogc/tiles/{TMS_PATH}/tilejson.json", summary="TileJSON 3.0 de toutes les couches",

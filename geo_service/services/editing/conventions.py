@@ -126,3 +126,8 @@ def set_status(conn: Connection, convention_id: int, status: str) -> Convention:
     get_convention(conn, convention_id)
     conn.execute(text("UPDATE conventions SET status = :st WHERE id = :i"), {"st": status, "i": convention_id})
     return get_convention(conn, convention_id)
+
+
+def epci_choices(conn: Connection) -> list[tuple[str, str]]:
+    """The EPCI of the territory as (SIREN, name), by name: what the accounts, conventions and editor forms offer."""
+    return [(row[0], row[1]) for row in conn.execute(text("SELECT siren, nom FROM epci ORDER BY nom"))]

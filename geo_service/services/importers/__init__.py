@@ -40,7 +40,8 @@ def kinds() -> dict[str, Kind]:
 def run_import(conn: Connection, registry: LayerRegistry, territory: TerritorySettings, kind: str,
                location: str | BinaryIO, *, filename: str | None = None, source_date: date | None = None,
                options: Mapping[str, object] | None = None, user: str = "import", dry_run: bool = False,
-               progress: Progress | None = None, limits: FileLimits | None = None) -> ImportReport:
+               progress: Progress | None = None, limits: FileLimits | None = None,
+               lift_time_limit: bool = False) -> ImportReport:
     """Import ``location`` (path, http(s) URL or binary file object) as the kind named ``kind``, in the caller's
     transaction (``import_run.run``); an unknown kind is refused before anything is read."""
     available = kinds()
@@ -48,7 +49,7 @@ def run_import(conn: Connection, registry: LayerRegistry, territory: TerritorySe
         raise ImportFileError(f"type d'import inconnu « {kind} » ; types : {', '.join(available)}")
     return import_run.run(conn, registry, territory, available[kind], location, filename=filename,
                           source_date=source_date, options=options, user=user, dry_run=dry_run, progress=progress,
-                          limits=limits)
+                          limits=limits, lift_time_limit=lift_time_limit)
 
 
 __all__ = ["OPEN_DATA_KINDS", "ImportReport", "Issue", "Kind", "Progress", "guess_source_date", "kinds",

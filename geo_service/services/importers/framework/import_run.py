@@ -22,6 +22,7 @@ from typing import BinaryIO, Protocol
 
 from sqlalchemy import Connection, Table, text
 
+from geo_service.db import unbounded
 from geo_service.errors import ImportFileError, TerritoryNotLoaded
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services.importers.framework import coordinates
@@ -231,13 +232,18 @@ class ImportContext:
 def run(conn: Connection, registry: LayerRegistry, territory: TerritorySettings, spec: Kind,
         location: str | BinaryIO, *, filename: str | None = None, source_date: date | None = None,
         options: Mapping[str, object] | None = None, user: str = "import", dry_run: bool = False,
-        progress: Progress | None = None, limits: FileLimits | None = None) -> ImportReport:
+        progress: Progress | None = None, limits: FileLimits | None = None,
+        lift_time_limit: bool = False) -> ImportReport:
     """Import ``location`` (path, http(s) URL or binary file object) as ``spec``, in the caller's transaction.
 
     Raises ``ImportFileError`` (nothing written) when the file cannot be used; rows that break the layer
-    declarations are rejected and listed in ``report.issues``, the others are written.
+    declarations are rejected and listed in ``report.issues``, the others are written. ``lift_time_limit``: on a
+    connection of the web engine (statements bounded in time), national files are upserted in statements that
+    may run longer, as on the command line.
     """
     kind = spec.name
+    if lift_time_limit:
+        unbounded(conn)
     progress = progress or _Silent()
     if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM territory)")).scalar():
         raise TerritoryNotLoaded("contour du territoire absent : lancez d'abord « geo-service load boundaries »")
