@@ -215,14 +215,6 @@ def metadata_for(registry: LayerRegistry) -> MetaData:
     return _METADATA[registry]
 
 
-def public_rows_sql(layer: LayerDecl, alias: str | None = None) -> str:
-    """SQL condition of the rows the public sees in a layer table: published and not logically deleted."""
-    if not layer.editable:
-        return "TRUE"
-    prefix = f"{alias}." if alias else ""
-    return f"{prefix}validation_state = 'published' AND {prefix}deleted_at IS NULL"
-
-
 def _editing_tables(metadata: MetaData) -> None:
     """Accounts and their credentials, EPCI conventions, contributors' proposals and the feature history.
 

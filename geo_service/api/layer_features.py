@@ -12,7 +12,7 @@ from geo_service.api.deps import EngineDep, PublicLayerDep, RegistryDep, Setting
 from geo_service.api.streams import started
 from geo_service.layers import LayerDecl
 from geo_service.services.publish import layer_geojson
-from geo_service.services.publish.layer_geojson import BBox
+from geo_service.services.publish.crs import CRS84, BBox, parse_bbox
 
 if TYPE_CHECKING:  # types only: routers reach the database through deps.py and the services
     from sqlalchemy import Engine
@@ -42,7 +42,7 @@ def _stream(engine: Engine, layer: LayerDecl, bbox: BBox | None) -> Iterator[str
             responses={200: {"content": {"application/geo+json": {}}}, 404: {"description": "Couche inconnue"}})
 def layer_features(layer: PublicLayerDep, engine: EngineDep, settings: SettingsDep,
                    bbox: str | None = Query(None, description="minLon,minLat,maxLon,maxLat (WGS84)")):
-    box = BBox.parse(bbox) if bbox is not None else None
+    box = parse_bbox(bbox, CRS84) if bbox is not None else None
     return StreamingResponse(
         started(_stream(engine, layer, box)), media_type="application/geo+json",
         headers={"Cache-Control": f"public, max-age={settings.api.cache_max_age_s}",

@@ -15,6 +15,8 @@ from geo_service.errors import Forbidden, InvalidParameter
 from geo_service.layers import LayerDecl
 from geo_service.services.editing.accounts import Principal
 from geo_service.services.publish.read_access import Reader
+from geo_service.services.publish.visibility import visible_rows_sql
+from geo_service.services.sql_build import columns_object_sql, quote_ident
 
 STATES = ("published", "proposed", "deleted")
 MAX_ROWS = 2000
@@ -30,10 +32,6 @@ class Filters:
     limit: int = 500
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def search(conn: Connection, layer: LayerDecl, principal: Principal, reader: Reader, filters: Filters) -> dict:
     """A FeatureCollection of at most ``filters.limit`` rows matching the filters (identifiers from the layer)."""
     if not layer.editable:
@@ -43,7 +41,7 @@ def search(conn: Connection, layer: LayerDecl, principal: Principal, reader: Rea
     staff = principal.role in ("admin", "editor")
     where, params = ["TRUE"], {"limit": min(max(filters.limit, 1), MAX_ROWS)}
     if filters.state == "published":
-        where.append("t.validation_state = 'published' AND t.deleted_at IS NULL")
+        where.append(visible_rows_sql(layer, "t"))
     elif filters.state == "proposed":
         where.append("t.validation_state = 'proposed' AND t.deleted_at IS NULL")
         if not staff:
@@ -56,7 +54,7 @@ def search(conn: Connection, layer: LayerDecl, principal: Principal, reader: Rea
         where.append("t.deleted_at IS NOT NULL")
     names = {f.name for f in layer.fields}
     if filters.q and layer.label_field:
-        where.append(f"t.{_q(layer.label_field)} ILIKE :q")
+        where.append(f"t.{quote_ident(layer.label_field)} ILIKE :q")
         params["q"] = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if filters.commune and "code_insee" in names:
         where.append("t.code_insee = :commune")
@@ -68,14 +66,12 @@ def search(conn: Connection, layer: LayerDecl, principal: Principal, reader: Rea
         where.append("t.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)")
         params.update(zip(("x0", "y0", "x1", "y1"), filters.bbox, strict=True))
     fields = layer.fields if reader.sees_restricted(layer) else layer.public_fields()
-    pairs = [f"'{f.name}', t.{_q(f.name)}" for f in fields] + ["'source', t.source"]
-    groups = [", ".join(pairs[i:i + 50]) for i in range(0, len(pairs), 50)]
-    props = " || ".join(f"jsonb_build_object({g})" for g in groups)
+    props = columns_object_sql([*(f.name for f in fields), "source"], "t")
     sql = text(
         f"SELECT json_build_object('type', 'Feature', 'id', t.fid, 'geometry', ST_AsGeoJSON(t.geom, 7)::json, "
         f"'properties', {props} || jsonb_build_object('_version', t.version, '_state', "
         "CASE WHEN t.deleted_at IS NOT NULL THEN 'deleted' ELSE t.validation_state END))::text "
-        f"FROM {_q(layer.id)} t WHERE {' AND '.join(where)} ORDER BY t.fid DESC LIMIT :limit")
+        f"FROM {quote_ident(layer.id)} t WHERE {' AND '.join(where)} ORDER BY t.fid DESC LIMIT :limit")
     features = [json.loads(row[0]) for row in conn.execute(sql, params)]
     return {"type": "FeatureCollection", "features": features, "numberReturned": len(features),
             "limit": params["limit"]}

@@ -29,6 +29,7 @@ from geo_service.services.editing.accounts import Principal
 from geo_service.services.editing.geometry_checks import Shape, check_in_territory, parse_geometry
 from geo_service.services.editing.property_checks import check_properties
 from geo_service.services.publish.crs import CRS84, Crs
+from geo_service.services.publish.visibility import is_published
 from geo_service.settings import Settings
 from geo_service.tables import metadata_for
 
@@ -104,7 +105,7 @@ def _feature_parts(feature: object, fid: int | None = None) -> tuple[dict, objec
 def _live_row(conn: Connection, layer: LayerDecl, fid: int, *, lock: bool = True) -> history.Snapshot:
     """A published, not deleted row, locked for the change; anything else does not exist for editing."""
     snap = history.snapshot(conn, layer, fid, lock=lock)
-    if snap is None or snap.deleted_at is not None or snap.validation_state != "published":
+    if snap is None or not is_published(snap.validation_state, snap.deleted_at):
         raise NotFound(f"Aucune entité « {fid} » dans « {layer.id} »")
     return snap
 

@@ -20,6 +20,7 @@ from sqlalchemy import Connection, text
 
 from geo_service.layers import LayerDecl
 from geo_service.services import csv_safe
+from geo_service.services.sql_build import columns_object_sql, quote_ident
 
 # Snapshotted besides the declared fields: the provenance an editor may set, and the import that wrote the row.
 SNAPSHOT_SERVICE_COLUMNS = ("source", "licence", "source_date", "import_id")
@@ -57,27 +58,20 @@ class Entry:
     comment: str | None
 
 
-def _q(identifier: str) -> str:
-    # Identifiers come from validated declarations (^[a-z][a-z0-9_]*$); quoting is belt and braces.
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def snapshot_columns(layer: LayerDecl) -> list[str]:
     return [f.name for f in layer.fields] + list(SNAPSHOT_SERVICE_COLUMNS)
 
 
 def properties_sql(layer: LayerDecl, alias: str = "t") -> str:
-    """The JSONB object of a row's snapshot columns (groups of 50 pairs: jsonb_build_object takes ≤ 100 args)."""
-    pairs = [f"'{name}', {alias}.{_q(name)}" for name in snapshot_columns(layer)]
-    groups = [", ".join(pairs[i:i + 50]) for i in range(0, len(pairs), 50)]
-    return " || ".join(f"jsonb_build_object({g})" for g in groups)
+    """The JSONB object of a row's snapshot columns."""
+    return columns_object_sql(snapshot_columns(layer), alias)
 
 
 def snapshot(conn: Connection, layer: LayerDecl, fid: int, *, lock: bool = False) -> Snapshot | None:
     """The stored state of one row (deleted or not), optionally locked until the transaction ends."""
     row = conn.execute(text(
         f"SELECT t.version, {properties_sql(layer)}, ST_AsEWKB(t.geom), t.validation_state, t.deleted_at, "
-        f"t.updated_by FROM {_q(layer.id)} t WHERE t.fid = :fid{' FOR UPDATE' if lock else ''}"),
+        f"t.updated_by FROM {quote_ident(layer.id)} t WHERE t.fid = :fid{' FOR UPDATE' if lock else ''}"),
         {"fid": fid}).first()
     if row is None:
         return None
@@ -87,11 +81,11 @@ def snapshot(conn: Connection, layer: LayerDecl, fid: int, *, lock: bool = False
 def write_state(conn: Connection, layer: LayerDecl, fid: int, properties: dict, ewkb: bytes, actor: str) -> None:
     """Put ``properties`` (a snapshot's JSON) and ``ewkb`` back into a row, exactly, and bump its version."""
     columns = [c for c in snapshot_columns(layer) if c in properties]
-    targets = ", ".join(_q(c) for c in columns)
-    sources = ", ".join(f"r.{_q(c)}" for c in columns)
+    targets = ", ".join(quote_ident(c) for c in columns)
+    sources = ", ".join(f"r.{quote_ident(c)}" for c in columns)
     conn.execute(text(
-        f"UPDATE {_q(layer.id)} SET ({targets}) = (SELECT {sources} FROM "
-        f"jsonb_populate_record(NULL::{_q(layer.id)}, CAST(:props AS jsonb)) r), "
+        f"UPDATE {quote_ident(layer.id)} SET ({targets}) = (SELECT {sources} FROM "
+        f"jsonb_populate_record(NULL::{quote_ident(layer.id)}, CAST(:props AS jsonb)) r), "
         "geom = ST_GeomFromEWKB(:g), version = version + 1, updated_by = :u, updated_at = now() WHERE fid = :fid"),
         {"props": json.dumps(properties), "g": ewkb, "u": actor, "fid": fid})
 

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from geo_service.errors import Conflict, InvalidParameter, NotFound
 from geo_service.services.editing import history, rights
 from geo_service.services.editing.feature_writes import EditContext, EditResult, mark_deleted
+from geo_service.services.publish.visibility import is_published
 from geo_service.tables import metadata_for
 
 
@@ -87,7 +88,7 @@ def accept(conn: Connection, ctx: EditContext, request_id: int, comment: str | N
         conn.execute(text(f'UPDATE "{layer.id}" SET validation_state = \'published\', version = version + 1, '
                           "updated_at = now() WHERE fid = :f"), {"f": request.fid})
     else:
-        if before.deleted_at is not None or before.validation_state != "published":
+        if not is_published(before.validation_state, before.deleted_at):
             raise Conflict(f"L'entité {request.fid} n'est plus publiée")
         if before.version != request.base_version:
             raise Conflict(f"L'entité {request.fid} a changé depuis la proposition (version {request.base_version} → "

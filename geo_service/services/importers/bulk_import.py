@@ -38,6 +38,7 @@ from geo_service.services.importers.framework.coordinates import WGS84
 from geo_service.services.importers.framework.csv_table import CsvTable, normalise_header
 from geo_service.services.importers.framework.sources import FileLimits, Source, open_source
 from geo_service.services.importers.framework.validation import Validator
+from geo_service.services.publish.visibility import is_published
 
 SAMPLE_ROWS = 8
 # Columns whose name says they hold coordinates, for the first guess of a CSV's x/y columns.
@@ -485,7 +486,7 @@ def revert_change_set(conn: Connection, ctx: EditContext, change_set: str) -> Re
         # Unchanged since the import means the same state, not the same version: undoing a later import
         # brings the features back exactly, as new versions, and this one can then be undone in turn.
         snap = history.snapshot(conn, ctx.registry.get(layer_id), fid, lock=True)
-        if snap is None or snap.deleted_at is not None or snap.validation_state != "published" \
+        if snap is None or not is_published(snap.validation_state, snap.deleted_at) \
                 or snap.properties != properties_after or snap.ewkb != bytes(ewkb_after):
             later.append(f"{layer_id} {fid}")
         current.append(snap.version if snap else 0)

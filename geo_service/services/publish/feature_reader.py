@@ -7,16 +7,16 @@ one list decides what is visible and what is queryable.
 
 from __future__ import annotations
 
-import functools
 import weakref
 from dataclasses import dataclass
 
-from sqlalchemy import Column, ColumnElement, MetaData, Table, and_, true
+from sqlalchemy import Column, ColumnElement, Table
 
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.layers import FieldDecl, LayerDecl, LayerRegistry
 from geo_service.services.publish.read_access import Reader
-from geo_service.tables import build_metadata
+from geo_service.services.publish.visibility import visible_rows
+from geo_service.tables import metadata_for
 
 # Names a client may use for the geometry in CQL2 (``geometry`` is the one queryables advertise).
 GEOMETRY_NAMES = ("geometry", "geom")
@@ -26,16 +26,6 @@ _SERVICE_PROPERTIES = (
     ("demo", "boolean", "Donnée de démonstration (fictive)"),
     ("updated_at", "datetime", "Dernière mise à jour"),
 )
-
-_METADATA: weakref.WeakKeyDictionary[LayerRegistry, MetaData] = weakref.WeakKeyDictionary()
-
-
-def _metadata(registry: LayerRegistry) -> MetaData:
-    # Tables are built once per registry: they are pure functions of the declarations.
-    if registry not in _METADATA:
-        _METADATA[registry] = build_metadata(registry)
-    return _METADATA[registry]
-
 
 @dataclass(frozen=True)
 class Prop:
@@ -78,7 +68,7 @@ class Collection:
 
     def visible_rows(self) -> ColumnElement[bool]:
         """Rows this reader may see: proposals and rejected edits stay hidden from the public."""
-        return _visible_rows(self.table, self.layer.editable, self.reader.published_only)
+        return visible_rows(self.table, self.layer.editable, self.reader.published_only)
 
     def prop(self, name: str, parameter: str) -> Prop:
         """The property ``name``, or a 400 naming the parameter and the properties that exist."""
@@ -87,18 +77,6 @@ class Collection:
             raise InvalidParameter(f"Propriété inconnue « {name} » dans {parameter} ; propriétés : {known}",
                                    parameter=parameter)
         return self.props[name]
-
-
-# Built once per table and kind of reader: expressions are immutable, and this one is in every query.
-@functools.lru_cache(maxsize=1024)
-def _visible_rows(table: Table, editable: bool, published_only: bool) -> ColumnElement[bool]:
-    if not editable:
-        return true()
-    # Logically deleted rows are hidden from every reader (services/editing/feature_writes.py restores them).
-    alive = table.c.deleted_at.is_(None)
-    if published_only:
-        return and_(alive, table.c.validation_state == "published")
-    return alive
 
 
 def _props(layer: LayerDecl, table: Table, reader: Reader) -> dict[str, Prop]:
@@ -127,7 +105,7 @@ def open_collection(registry: LayerRegistry, layer_id: str, reader: Reader) -> C
     if layer_id not in registry or not reader.can_read(registry.get(layer_id)):
         raise NotFound(f"Aucune collection « {layer_id} »")
     layer = registry.get(layer_id)
-    table = _metadata(registry).tables[layer.id]
+    table = metadata_for(registry).tables[layer.id]
     collection = Collection(layer, table, _props(layer, table, reader), reader)
     if len(opened) >= 1024:
         opened.clear()

@@ -21,7 +21,8 @@ from geo_service.errors import InvalidParameter
 from geo_service.layers import LayerDecl
 from geo_service.services import csv_safe
 from geo_service.services.publish.read_access import Reader
-from geo_service.tables import public_rows_sql
+from geo_service.services.publish.visibility import visible_rows_sql
+from geo_service.services.sql_build import quote_ident
 
 FORMATS = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3",
            "csv": "text/csv; charset=utf-8"}
@@ -38,10 +39,6 @@ class ExportMeta:
                 "generated": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _columns(layer: LayerDecl, reader: Reader) -> list[str]:
     fields = layer.fields if reader.sees_restricted(layer) else layer.public_fields()
     names = [f.name for f in fields]
@@ -50,9 +47,9 @@ def _columns(layer: LayerDecl, reader: Reader) -> list[str]:
 
 def _rows(conn: Connection, layer: LayerDecl, reader: Reader) -> Iterator[tuple]:
     columns = _columns(layer, reader)
-    select_list = ", ".join(f"t.{_q(c)}" for c in columns)
-    sql = text(f"SELECT t.fid, {select_list}, ST_AsGeoJSON(t.geom, 7) FROM {_q(layer.id)} t "
-               f"WHERE {public_rows_sql(layer, 't')} ORDER BY t.fid")
+    select_list = ", ".join(f"t.{quote_ident(c)}" for c in columns)
+    sql = text(f"SELECT t.fid, {select_list}, ST_AsGeoJSON(t.geom, 7) FROM {quote_ident(layer.id)} t "
+               f"WHERE {visible_rows_sql(layer, 't')} ORDER BY t.fid")
     result = conn.execution_options(stream_results=True, yield_per=BATCH).execute(sql)
     for partition in result.partitions():
         yield from partition

@@ -347,7 +347,7 @@ _REFRESH_SQL = (
                substring(numero FROM '^\\s*(\\d{1,6})')::int AS numero,
                nullif(lower(btrim(substring(numero FROM '^\\s*\\d+\\s*(.*)$'))), '') AS rep,
                nom_voie, code_postal, code_insee, nom_commune, geom
-        -- the rows the public sees (tables.public_rows_sql)
+        -- the rows the public sees: publish/visibility.PUBLISHED_ROWS_SQL (tests/test_visibility.py checks it)
         FROM premises WHERE validation_state = 'published' AND deleted_at IS NULL
                         AND btrim(coalesce(nom_voie, '')) <> ''
         UNION ALL

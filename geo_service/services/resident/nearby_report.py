@@ -37,11 +37,12 @@ from geo_service.errors import InvalidParameter, NotFound, OutsideTerritory, Ter
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services.publish import layer_state
 from geo_service.services.publish.layer_state import LayerState
+from geo_service.services.publish.visibility import visible_rows_sql
 from geo_service.services.resident import eligibility, geocoder, opening_hours
 from geo_service.services.resident.geocoder import AddressMatch
 from geo_service.services.resident.report_sections import FIBRE_MATCH_M, MAST_RADIUS_M, build_report
+from geo_service.services.sql_build import columns_object_sql, quote_ident
 from geo_service.settings import TerritorySettings
-from geo_service.tables import public_rows_sql
 
 POINT = "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326)"
 GEOG = f"{POINT}::geography"
@@ -73,25 +74,15 @@ DATED_LAYERS = tuple(sorted({"ftth_cabinets", "med_sites", "mobile_masts", "whit
 STATE_LAYERS = ("communes", "premises", *DATED_LAYERS)
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def _props(layer: LayerDecl, alias: str) -> str:
-    """``jsonb_build_object`` of the public fields (groups of 50 pairs: the function takes 100 arguments)."""
-    pairs = [f"'{f.name}', {alias}.{_quote(f.name)}" for f in layer.public_fields()]
-    groups = [", ".join(pairs[i:i + 50]) for i in range(0, len(pairs), 50)]
-    return " || ".join(f"jsonb_build_object({g})" for g in groups)
+    """The jsonb object of the public fields."""
+    return columns_object_sql([f.name for f in layer.public_fields()], alias)
 
 
 def _provenance(layer: LayerDecl, alias: str) -> str:
     if not layer.editable:
         return "'demo', false, 'source', NULL, 'source_date', NULL"
     return f"'demo', {alias}.demo, 'source', {alias}.source, 'source_date', {alias}.source_date"
-
-
-def _visible(layer: LayerDecl, alias: str) -> str:
-    return public_rows_sql(layer, alias)
 
 
 def _box(metres: str) -> str:
@@ -218,10 +209,10 @@ class ZoneSet:
 
 def _point_rows_sql(layer: LayerDecl, where: str, reach: str | None = None) -> str:
     """Every visible row of a point layer (under ``where``), with the fields the report shows."""
-    t = _quote(layer.id)
-    cond = _visible(layer, "t") + (f" AND ({where})" if where else "")
-    key = f"t.{_quote(layer.natural_key)}" if layer.natural_key else "t.fid"
-    extra = f", t.{_quote(reach)} AS reach" if reach else ""
+    t = quote_ident(layer.id)
+    cond = visible_rows_sql(layer, "t") + (f" AND ({where})" if where else "")
+    key = f"t.{quote_ident(layer.natural_key)}" if layer.natural_key else "t.fid"
+    extra = f", t.{quote_ident(reach)} AS reach" if reach else ""
     return f"""
     SELECT {_props(layer, 't')} AS p, {key}::text AS k, ST_X(t.geom) AS lon, ST_Y(t.geom) AS lat,
            json_build_object({_provenance(layer, 't')}) AS prov{extra}
@@ -243,7 +234,7 @@ def _zones_sql(zones: LayerDecl) -> str:
     SELECT json_build_object('kind', kind, 'technologie', technologie, 'operateur', operateur,
                              'date', date_reference, 'prov', json_build_object({_provenance(zones, 'z')})) AS row,
            ST_AsBinary(z.geom) AS wkb
-    FROM white_zones z WHERE {_visible(zones, 'z')} AND z.geom IS NOT NULL AND NOT ST_IsEmpty(z.geom)
+    FROM white_zones z WHERE {visible_rows_sql(zones, 'z')} AND z.geom IS NOT NULL AND NOT ST_IsEmpty(z.geom)
     ORDER BY z.fid"""
 
 
@@ -290,9 +281,9 @@ def _report_sql(registry: LayerRegistry) -> str:
               'cabinet', (SELECT json_build_object('p', {_props(cabinets, 'k')},
                                   'd', ST_Distance(k.geom::geography, {GEOG}),
                                   'prov', json_build_object({_provenance(cabinets, 'k')}))
-                          FROM ftth_cabinets k WHERE k.pm_ref = p.pm_ref AND {_visible(cabinets, 'k')} LIMIT 1))
+                          FROM ftth_cabinets k WHERE k.pm_ref = p.pm_ref AND {visible_rows_sql(cabinets, 'k')} LIMIT 1))
        FROM (SELECT *, ST_Distance(geom::geography, {GEOG}) AS d FROM premises p
-             WHERE {_visible(premises, 'p')} AND p.geom && {_box(':fibre_r')}) p
+             WHERE {visible_rows_sql(premises, 'p')} AND p.geom && {_box(':fibre_r')}) p
        WHERE p.d <= :fibre_r ORDER BY (p.imb_id IS NOT DISTINCT FROM :ref) DESC, p.d, p.imb_id LIMIT 1) AS premise
     FROM chk WHERE chk.inside
     """
@@ -301,7 +292,7 @@ def _report_sql(registry: LayerRegistry) -> str:
 def _figures_sql(premises: LayerDecl) -> str:
     return f"""
     SELECT etat, count(*) AS n, sum(nb_logements) AS logements, max(source_date) AS source_date, bool_or(demo) AS demo
-    FROM premises p WHERE {_visible(premises, 'p')} AND p.code_insee IN (
+    FROM premises p WHERE {visible_rows_sql(premises, 'p')} AND p.code_insee IN (
         SELECT code_insee FROM communes WHERE code_insee_actuel = :code)
     GROUP BY etat"""
 
@@ -310,7 +301,7 @@ def _white_zone_kinds_sql(zones: LayerDecl) -> str:
     return f"""
     SELECT kind, technologie, array_agg(DISTINCT operateur) AS operateurs, max(date_reference) AS date,
            bool_or(demo) AS demo
-    FROM white_zones z WHERE {_visible(zones, 'z')} GROUP BY kind, technologie ORDER BY kind, technologie"""
+    FROM white_zones z WHERE {visible_rows_sql(zones, 'z')} GROUP BY kind, technologie ORDER BY kind, technologie"""
 
 
 # Whole-layer facts (a commune's fibre figures, a layer's latest source date, the white-zone kinds, the small
@@ -345,9 +336,12 @@ def _facts(conn: Connection, registry: LayerRegistry, states: dict[str, LayerSta
                              lambda: rows(_figures_sql(premises), code=commune_code))
     kinds = _FACTS.get(("white_zone_kinds", database), states["white_zones"],
                        lambda: rows(_white_zone_kinds_sql(zones)))
-    dates = {layer: _FACTS.get(("date", database, layer), states[layer], lambda layer=layer: conn.execute(text(
-        f"SELECT max(t.source_date) FROM {_quote(layer)} t WHERE {_visible(registry.get(layer), 't')}")).scalar())
-        for layer in DATED_LAYERS if registry.get(layer).editable}
+    def latest(layer: str) -> object:
+        return conn.execute(text(f"SELECT max(t.source_date) FROM {quote_ident(layer)} t "
+                                 f"WHERE {visible_rows_sql(registry.get(layer), 't')}")).scalar()
+
+    dates = {layer: _FACTS.get(("date", database, layer), states[layer], lambda layer=layer: latest(layer))
+             for layer in DATED_LAYERS if registry.get(layer).editable}
     return {"fibre_states": figures, "white_zone_kinds": kinds, "layer_dates": dates}
 
 

@@ -33,7 +33,7 @@ from geo_service.services.importers.framework.staging import Stage, Target
 from geo_service.services.importers.framework.values import insee_code
 from geo_service.services.resident import geocoder
 from geo_service.settings import TerritorySettings
-from geo_service.tables import build_metadata
+from geo_service.tables import metadata_for
 
 ZONE, WHOLE_ZONE = "import_zone", "import_zone_whole"
 # The geocoder's index is built from these: an import that changed them refreshes it.
@@ -97,7 +97,7 @@ class ImportContext:
     # --- declarations -------------------------------------------------------------------------------
     @cached_property
     def metadata(self):
-        return build_metadata(self.registry)
+        return metadata_for(self.registry)
 
     def layer(self, layer_id: str) -> LayerDecl:
         return self.registry.get(layer_id)
