@@ -34,6 +34,7 @@ from sqlalchemy import Engine, text
 from geo_service.cluster import PrivateCluster, create_database
 from geo_service.db import make_engine, migrate
 from geo_service.layers import LayerRegistry
+from geo_service.services.app_caches import AppCaches
 from geo_service.settings import PROJECT_ROOT, Settings
 
 DATABASE = "geo_service_bench_nearby"
@@ -159,7 +160,8 @@ def statement_ms(settings: Settings, points: list[tuple[float, float]]) -> float
     try:
         with engine.connect() as conn:
             conn.execute(text("SET plan_cache_mode = force_generic_plan"))
-            conn.exec_driver_sql(f"PREPARE bench_report ({types}) AS {nearby_report.report_statement(registry)}")
+            statement = nearby_report.report_statement(AppCaches(registry))
+            conn.exec_driver_sql(f"PREPARE bench_report ({types}) AS {statement}")
             for lon, lat in points:
                 # EXECUTE takes no bound parameters inside EXPLAIN: the values are floats written as literals.
                 args = ", ".join(repr(float(v)) for v in (lon, lat, settings.territory.tolerance_m, FIBRE_MATCH_M))
@@ -214,17 +216,17 @@ def in_process_costs(settings: Settings, points: list[tuple[float, float]], quer
     psycopg.Cursor.execute = timed  # type: ignore[method-assign]
     try:
         with engine.connect() as conn, page_engine.connect() as page_conn:
-            territory = settings.territory
+            territory, caches = settings.territory, AppCaches(registry)
             for lon, lat in points:  # warm: prepared statement, layers in memory, commune figures
-                nearby_report.report(conn, registry, territory, lon, lat)
+                nearby_report.report(conn, caches, territory, lon, lat)
             costs = {"nearby": best(points, lambda p: json_response(
-                nearby_report.report(conn, registry, territory, p[0], p[1]), 60))}
+                nearby_report.report(conn, caches, territory, p[0], p[1]), 60))}
             for q in queries:
                 geocoder.search(conn, q)
             costs["geocode"] = best(queries, lambda q: json_response(
                 {"query": q, "results": [r.as_dict() for r in geocoder.search(conn, q)]}, 60))
             costs["map"] = best([None] * 20, lambda _: map_page.build_map_page(
-                page_conn, registry, settings.map, territory.name))
+                page_conn, caches, settings.map, territory.name))
     finally:
         psycopg.Cursor.execute = execute  # type: ignore[method-assign]
         engine.dispose()

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, event
 from workload import Sample, cql2
 
 from geo_service.layers import LayerRegistry
+from geo_service.services.app_caches import AppCaches
 from geo_service.services.publish import ogc_items, vector_tiles
 from geo_service.services.publish.crs import CRS84
 from geo_service.services.publish.feature_reader import Collection, open_collection
@@ -75,7 +76,7 @@ def _tile(conn: Connection, coll: Collection, settings: Settings, address: vecto
 
 def floor_cases(engine: Engine, registry: LayerRegistry, settings: Settings, sample: Sample) -> dict[str, list]:
     """Per case, the list of requests, each the statements the service runs for it (data queries only)."""
-    coll = open_collection(registry, "premises", ANONYMOUS)
+    coll = open_collection(AppCaches(registry), "premises", ANONYMOUS)
     cases: dict[str, list] = {}
     with engine.connect() as conn:
         cases["items_bbox"] = [_items(conn, coll, settings, [("bbox", ",".join(map(str, b))), ("limit", "100")])

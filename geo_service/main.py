@@ -41,6 +41,7 @@ from geo_service.api.problems import install_problem_handlers
 from geo_service.api.security_headers import SecurityHeaders, SecurityPolicy, tile_source
 from geo_service.db import make_engine, make_read_engine
 from geo_service.layers import LayerRegistry
+from geo_service.services.app_caches import AppCaches
 from geo_service.settings import Settings
 
 
@@ -52,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings, web=True)
+        # Built from the registry the app holds now (a test may have swapped it before starting the app).
+        app.state.caches = AppCaches(app.state.registry)
         app.state.read_engine = make_read_engine(settings)
         # Made at the first export (services/publish/export_cache.py), so that an instance that exports nothing leaves
         # nothing in the temp folder.

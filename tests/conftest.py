@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine
 from geo_service.cluster import PrivateCluster, create_database
 from geo_service.db import make_engine, migrate
 from geo_service.layers import LayerRegistry
+from geo_service.services.app_caches import AppCaches
 from geo_service.settings import PROJECT_ROOT, Settings
 
 ARTEFACTS_DIR = PROJECT_ROOT / "test-output"
@@ -86,6 +87,12 @@ def demo_territory(loaded_boundaries: Engine, registry: LayerRegistry, settings:
 
     with loaded_boundaries.begin() as conn:
         return demo.generate(conn, registry, settings.territory, seed=46)
+
+
+@pytest.fixture
+def caches(registry: LayerRegistry) -> AppCaches:
+    """Caches of their own for a test that calls the services directly (an application builds its own)."""
+    return AppCaches(registry)
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pyproj import Geod
 from sqlalchemy import Connection, Engine, text
 
 from geo_service.layers import LayerRegistry
+from geo_service.services.app_caches import AppCaches
 from geo_service.services.resident import map_page, nearby_report
 from geo_service.settings import MapSettings, Settings
 
@@ -24,22 +25,23 @@ AT = datetime(2026, 7, 15, 10, 0, 30, tzinfo=UTC)  # a Wednesday, mid-morning
 HERE = (CAHORS[0] + 0.05, CAHORS[1] + 0.03)
 
 
-def _report(conn: Connection, registry: LayerRegistry, settings: Settings) -> dict:
-    return nearby_report.report(conn, registry, settings.territory, *HERE, at=AT)
+def _report(conn: Connection, caches: AppCaches, settings: Settings) -> dict:
+    return nearby_report.report(conn, caches, settings.territory, *HERE, at=AT)
 
 
 def test_a_new_place_is_in_the_next_report_and_gone_after_rollback(engine: Engine, registry: LayerRegistry,
-                                                                   settings: Settings, demo_territory):
+                                                                   caches: AppCaches, settings: Settings,
+                                                                   demo_territory):
     factory = Factory(registry)
     with engine.connect() as conn:
-        before = _report(conn, registry, settings)
+        before = _report(conn, caches, settings)
         conn.rollback()  # ends the transaction the report began
         transaction = conn.begin()
         factory.feature(conn, "third_places", HERE, tl_id="test-cache-tl", nom="Tiers-lieu du test",
                         horaires="Mo-Su 09:00-18:00")
-        during = _report(conn, registry, settings)
+        during = _report(conn, caches, settings)
         transaction.rollback()
-        after = _report(conn, registry, settings)
+        after = _report(conn, caches, settings)
     first = during["third_places"]["items"][0]
     assert (first["id"], first["name"], first["distance_m"]) == ("test-cache-tl", "Tiers-lieu du test", 0.0)
     assert first["opening"]["label"] == "Ouvert maintenant, ferme à 18 h"
@@ -49,31 +51,33 @@ def test_a_new_place_is_in_the_next_report_and_gone_after_rollback(engine: Engin
 
 
 def test_moved_and_deleted_masts_and_a_new_white_zone_show_at_once(conn: Connection, registry: LayerRegistry,
-                                                                   settings: Settings, demo_territory):
-    before = _report(conn, registry, settings)
+                                                                   caches: AppCaches, settings: Settings,
+                                                                   demo_territory):
+    before = _report(conn, caches, settings)
     nearest = before["mobile"]["masts"][0]
     conn.execute(text("UPDATE mobile_masts SET geom = ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) "
                       "WHERE id_station_anfr = :id"),
                  {"lon": HERE[0], "lat": HERE[1], "id": nearest["id_station_anfr"]})
-    moved = _report(conn, registry, settings)
+    moved = _report(conn, caches, settings)
     assert moved["mobile"]["masts"][0]["id_station_anfr"] == nearest["id_station_anfr"]
     assert moved["mobile"]["masts"][0]["distance_m"] == 0.0
     conn.execute(text("DELETE FROM mobile_masts WHERE id_station_anfr = :id"), {"id": nearest["id_station_anfr"]})
-    deleted = _report(conn, registry, settings)
+    deleted = _report(conn, caches, settings)
     assert nearest["id_station_anfr"] not in {m["id_station_anfr"] for m in deleted["mobile"]["masts"]}
 
     Factory(registry).feature(conn, "white_zones", square(*HERE, 0.001), kind="mobile", technologie="4G",
                               operateur="tous")
-    zones = {(t["kind"], t["technologie"]): t for t in _report(conn, registry, settings)["mobile"]["white_zones"]
+    zones = {(t["kind"], t["technologie"]): t for t in _report(conn, caches, settings)["mobile"]["white_zones"]
              ["technologies"]}
     assert zones[("mobile", "4G")]["tous"] is True
 
 
-def test_the_map_counts_follow_the_layer(conn: Connection, registry: LayerRegistry, loaded_boundaries: Engine):
-    first = map_page.build_map_page(conn, registry, MapSettings(), "Lot")
+def test_the_map_counts_follow_the_layer(conn: Connection, registry: LayerRegistry, caches: AppCaches,
+                                         loaded_boundaries: Engine):
+    first = map_page.build_map_page(conn, caches, MapSettings(), "Lot")
     count = {layer.id: layer.count for group in first.groups for layer in group.layers}["wifi_hotspots"]
     Factory(registry).feature(conn, "wifi_hotspots", HERE)
-    again = map_page.build_map_page(conn, registry, MapSettings(), "Lot")
+    again = map_page.build_map_page(conn, caches, MapSettings(), "Lot")
     assert {layer.id: layer.count for group in again.groups for layer in group.layers}["wifi_hotspots"] == count + 1
     assert again.config["layers"] and first.folium.html.count("folium-map") == again.folium.html.count("folium-map")
 

@@ -19,7 +19,7 @@ import shapely
 from pyproj import Geod
 from sqlalchemy import Connection, Engine, text
 
-from geo_service.layers import LayerRegistry
+from geo_service.services.app_caches import AppCaches
 from geo_service.services.resident import nearby_report
 from geo_service.services.resident.report_sections import FIBRE_MATCH_M, MAST_RADIUS_M
 from geo_service.settings import Settings
@@ -142,13 +142,13 @@ def white_zone_oracle(raw: dict, lon: float, lat: float) -> dict[tuple[str, str]
     return out
 
 
-def test_report_matches_the_oracle(db: Connection, raw: dict, points: list, registry: LayerRegistry,
+def test_report_matches_the_oracle(db: Connection, raw: dict, points: list, caches: AppCaches,
                                    settings: Settings, artefacts_dir: Path):
     cmp = Comparison()
     in_a_white_zone = 0
     for lon, lat in points:
         where = f"({lon:.5f}, {lat:.5f})"
-        report = nearby_report.report(db, registry, settings.territory, lon, lat, at=AT)
+        report = nearby_report.report(db, caches, settings.territory, lon, lat, at=AT)
 
         commune = next((code for code, geom in raw["communes"] if geom.covers(shapely.Point(lon, lat))), None)
         cmp.same(f"commune at {where}", commune, report["commune"]["code_insee"])

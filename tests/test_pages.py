@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine
 from geo_service import vendor
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
+from geo_service.services.app_caches import AppCaches
 from geo_service.services.resident import map_page
 from geo_service.settings import MapSettings, Settings
 
@@ -153,10 +154,10 @@ def test_basemap_is_opt_in():
     assert "L.tileLayer" in tiled.script and "/tuiles/{z}/{x}/{y}.png" in tiled.script
 
 
-def test_dense_layers_are_chosen_by_their_size(conn: Connection, registry: LayerRegistry, loaded_boundaries: Engine):
+def test_dense_layers_are_chosen_by_their_size(conn: Connection, caches: AppCaches, loaded_boundaries: Engine):
     """A layer with more features than the threshold is loaded by bbox and gets a French zoom hint."""
-    page = map_page.build_map_page(conn, registry, MapSettings(dense_layer_threshold=1), "Lot")
+    page = map_page.build_map_page(conn, caches, MapSettings(dense_layer_threshold=1), "Lot")
     by_id = {layer["id"]: layer for layer in page.config["layers"]}
     assert by_id["communes"]["dense"] and by_id["communes"]["zoomHint"] == "Zoomez pour afficher les communes"
     assert page.config["denseMinZoom"] == MapSettings().dense_min_zoom
-    assert map_page.zoom_hint(registry.get("premises")).startswith("Zoomez pour afficher les locaux")
+    assert map_page.zoom_hint(caches.registry.get("premises")).startswith("Zoomez pour afficher les locaux")

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from geo_service.db import postgis_version
 from geo_service.errors import Forbidden, NotFound, Unauthenticated
 from geo_service.layers import LayerDecl, LayerRegistry
+from geo_service.services.app_caches import AppCaches
 from geo_service.services.editing import accounts, rights
 from geo_service.services.editing.accounts import ANONYMOUS_PRINCIPAL, Principal
 from geo_service.services.publish.read_access import ANONYMOUS, Reader
@@ -56,6 +57,11 @@ def settings_of(request: Request) -> Settings:
 
 def registry_of(request: Request) -> LayerRegistry:
     return request.app.state.registry
+
+
+def caches_of(request: Request) -> AppCaches:
+    """The application's caches (services/app_caches.py), built in the lifespan."""
+    return request.app.state.caches
 
 
 def engine_of(request: Request) -> Engine:

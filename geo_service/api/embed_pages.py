@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep, caches_of
 from geo_service.api.router_helpers import templates_for
 from geo_service.api.urls import site_url
 from geo_service.services.resident import embed_options, map_page
@@ -35,7 +35,7 @@ def embed_page(request: Request, conn: ConnectionDep, registry: RegistryDep, set
     """The map alone, for an iframe: the chosen layers with their legend, sources, and a link to /map."""
     base = _base(request)
     options = embed_options.parse_options(registry, layers, lat, lon, zoom, lang)
-    page = map_page.build_map_page(conn, registry, settings.map, settings.territory.name, base_path=base,
+    page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.name, base_path=base,
                                    lang=options.lang)
     page.config["locate"] = False  # geolocation inside a foreign page needs the host's permission
     groups = [map_page.LayerGroupView(g.title, [replace(v, visible=True) for v in g.layers if v.id in options.layers])

@@ -25,10 +25,10 @@ from geo_service.api.deps import (
     ReaderDep,
     RegistryDep,
     SettingsDep,
+    caches_of,
     engine_of,
     get_reader,
     read_only,
-    registry_of,
     settings_of,
 )
 from geo_service.api.ogc_openapi import ogc_openapi
@@ -101,7 +101,7 @@ def _check_typed_parameters(request: Request) -> None:
 async def get_collection(request: Request, collectionId: str) -> Collection:  # noqa: N803
     # async: no I/O here, and a sync dependency would cost a trip to the thread pool on every request. One
     # dependency, not three (registry, reader, principal): FastAPI's resolution of each costs more than its work.
-    return open_collection(registry_of(request), collectionId, await get_reader(request))
+    return open_collection(caches_of(request), collectionId, await get_reader(request))
 
 
 CollectionDep = Annotated[Collection, Depends(get_collection)]
@@ -161,7 +161,7 @@ def landing(request: Request, settings: SettingsDep) -> Response:
 @router.get("/api", summary="Description OpenAPI 3.0 de l'API OGC",
             responses={200: {"content": {ogc_documents.OPENAPI_JSON: {"schema": {"type": "object"}}}}})
 def api_description(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep) -> Response:
-    doc = ogc_openapi(request.app, settings.api, readable_collections(registry, reader), ogc_base(request))
+    doc = ogc_openapi(request.app, settings.api, readable_collections(caches_of(request), reader), ogc_base(request))
     return JSONResponse(doc, media_type=ogc_documents.OPENAPI_JSON)
 
 
@@ -175,7 +175,7 @@ def conformance(request: Request, settings: SettingsDep) -> Response:
 def collections(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                 conn: ConnectionDep) -> Response:
     wants_html(request)  # a bad f= is refused before any query
-    doc = ogc_documents.collections_document(conn, readable_collections(registry, reader), ogc_base(request))
+    doc = ogc_documents.collections_document(conn, readable_collections(caches_of(request), reader), ogc_base(request))
     return document(request, settings, doc, media_type=ogc_documents.JSON, template="ogc/collections.html")
 
 

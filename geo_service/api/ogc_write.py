@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from geo_service.api.deps import ReaderDep, RegistryDep, SettingsDep, WriterDep, transaction
+from geo_service.api.deps import ReaderDep, RegistryDep, SettingsDep, WriterDep, caches_of, transaction
 from geo_service.api.problems import version_etag
 from geo_service.api.router_helpers import OGC_PREFIX, RawBody, content_crs, edit_context, expected_version, json_body
 from geo_service.api.urls import absolute_url
@@ -70,9 +70,9 @@ def _body(schema: dict, *types: str) -> dict:
     return {"requestBody": {"required": True, "content": {media: {"schema": schema} for media in types}}}
 
 
-def _collection(registry: LayerRegistry, collection_id: str, reader: Reader) -> Collection:
+def _collection(request: Request, collection_id: str, reader: Reader) -> Collection:
     # A layer the account cannot read does not exist for it (404), as for reads.
-    return open_collection(registry, collection_id, reader)
+    return open_collection(caches_of(request), collection_id, reader)
 
 
 def _fid(feature_id: str, coll: Collection) -> int:
@@ -107,7 +107,7 @@ def _answer(request: Request, conn: Connection, coll: Collection, result: EditRe
              openapi_extra={**_body(_FEATURE, *FEATURE_TYPES), "parameters": [_CONTENT_CRS]})
 def create_item(request: Request, collectionId: str, principal: WriterDep, reader: ReaderDep,  # noqa: N803
                 registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
-    coll = _collection(registry, collectionId, reader)
+    coll = _collection(request, collectionId, reader)
     body = json_body(request, raw, FEATURE_TYPES)
     with transaction(request) as conn:
         result = feature_writes.create_feature(conn, _context(request, principal, registry, settings), coll.id, body)
@@ -119,7 +119,7 @@ def create_item(request: Request, collectionId: str, principal: WriterDep, reade
             openapi_extra={**_body(_FEATURE, *FEATURE_TYPES), "parameters": [_IF_MATCH, _CONTENT_CRS]})
 def replace_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                  reader: ReaderDep, registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
-    coll = _collection(registry, collectionId, reader)
+    coll = _collection(request, collectionId, reader)
     fid, version = _fid(featureId, coll), expected_version(request, principal)
     body = json_body(request, raw, FEATURE_TYPES)
     with transaction(request) as conn:
@@ -133,7 +133,7 @@ def replace_item(request: Request, collectionId: str, featureId: str, principal:
               openapi_extra={**_body(_MERGE_PATCH, *PATCH_TYPES), "parameters": [_IF_MATCH, _CONTENT_CRS]})
 def patch_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                reader: ReaderDep, registry: RegistryDep, settings: SettingsDep, raw: RawBody) -> Response:
-    coll = _collection(registry, collectionId, reader)
+    coll = _collection(request, collectionId, reader)
     fid, version = _fid(featureId, coll), expected_version(request, principal)
     body = json_body(request, raw, PATCH_TYPES)
     with transaction(request) as conn:
@@ -147,7 +147,7 @@ def patch_item(request: Request, collectionId: str, featureId: str, principal: W
                openapi_extra={"parameters": [_IF_MATCH]})
 def delete_item(request: Request, collectionId: str, featureId: str, principal: WriterDep,  # noqa: N803
                 reader: ReaderDep, registry: RegistryDep, settings: SettingsDep) -> Response:
-    coll = _collection(registry, collectionId, reader)
+    coll = _collection(request, collectionId, reader)
     fid, version = _fid(featureId, coll), expected_version(request, principal)
     with transaction(request) as conn:
         result = feature_writes.delete_feature(conn, _context(request, principal, registry, settings), coll.id, fid,
@@ -163,11 +163,11 @@ def _allow(coll: Collection, item: bool) -> Response:
 
 
 @router.options("/collections/{collectionId}/items", include_in_schema=False)
-def items_options(collectionId: str, reader: ReaderDep, registry: RegistryDep) -> Response:  # noqa: N803
-    return _allow(_collection(registry, collectionId, reader), item=False)
+def items_options(request: Request, collectionId: str, reader: ReaderDep) -> Response:  # noqa: N803
+    return _allow(_collection(request, collectionId, reader), item=False)
 
 
 @router.options("/collections/{collectionId}/items/{featureId}", include_in_schema=False)
-def item_options(collectionId: str, featureId: str, reader: ReaderDep,  # noqa: N803
-                 registry: RegistryDep) -> Response:
-    return _allow(_collection(registry, collectionId, reader), item=True)
+def item_options(request: Request, collectionId: str, featureId: str,  # noqa: N803
+                 reader: ReaderDep) -> Response:
+    return _allow(_collection(request, collectionId, reader), item=True)

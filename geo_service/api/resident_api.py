@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic_core import to_json
 
-from geo_service.api.deps import hot_path_limiter, read_only, registry_of, settings_of
+from geo_service.api.deps import caches_of, hot_path_limiter, read_only, settings_of
 from geo_service.api.resident_models import GeocodeResponse, NearbyReport
 from geo_service.errors import InvalidParameter
 from geo_service.services.resident import geocoder
@@ -47,13 +47,13 @@ async def _in_thread(request: Request, work: Callable[..., Response], *args: Any
 
 
 def _report(request: Request, lon: float | None, lat: float | None, address: str | None) -> Response:
-    settings, registry = settings_of(request), registry_of(request)
+    settings, caches = settings_of(request), caches_of(request)
     territory = settings.territory
     if address is not None:
-        report = read_only(request, lambda conn: report_service.report_for_address(conn, registry, territory,
+        report = read_only(request, lambda conn: report_service.report_for_address(conn, caches, territory,
                                                                                    address)[1])
     else:
-        report = read_only(request, lambda conn: report_service.report(conn, registry, territory, lon, lat))
+        report = read_only(request, lambda conn: report_service.report(conn, caches, territory, lon, lat))
     return json_response(report, settings.api.cache_max_age_s)
 
 

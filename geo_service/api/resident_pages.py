@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep
+from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep, caches_of
 from geo_service.api.problems import status_of
 from geo_service.api.router_helpers import templates_for
 from geo_service.errors import InvalidParameter, ServiceError
@@ -30,7 +30,7 @@ def resident_map(request: Request, conn: ConnectionDep, registry: RegistryDep, s
     """The resident map: layer toggles and legend from the registry; map.js fetches the features."""
     # Root-relative URLs that still work when the service is mounted under a prefix by a proxy.
     base = request.scope.get("root_path", "").rstrip("/")
-    page = map_page.build_map_page(conn, registry, settings.map, settings.territory.name, base_path=base)
+    page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.name, base_path=base)
     return templates_for(settings.web_dir).TemplateResponse(request, "map/index.html", {"page": page, "base": base})
 
 
@@ -61,7 +61,7 @@ def report_page(request: Request, conn: ConnectionDep, registry: RegistryDep, se
     try:
         x, y = parse_coordinate(lon, "lon", 180), parse_coordinate(lat, "lat", 90)
         if address and address.strip():
-            match, report = nearby_report.report_for_address(conn, registry, settings.territory, address)
+            match, report = nearby_report.report_for_address(conn, caches_of(request), settings.territory, address)
             if match.ambiguous:
                 context["choices"] = [match.best, *match.alternatives]
             else:
@@ -69,7 +69,7 @@ def report_page(request: Request, conn: ConnectionDep, registry: RegistryDep, se
         elif x is not None or y is not None:
             if x is None or y is None:
                 raise InvalidParameter("Indiquez à la fois lon et lat.", parameter="lon" if x is None else "lat")
-            context.update(report=nearby_report.report(conn, registry, settings.territory, x, y),
+            context.update(report=nearby_report.report(conn, caches_of(request), settings.territory, x, y),
                            label=f"Point {y:.5f}, {x:.5f}")
     except ServiceError as exc:
         status = status_of(exc)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from geo_service.api.caching import cache_headers, etag_of, not_modified
-from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep
+from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep, caches_of
 from geo_service.api.router_helpers import ogc_base
 from geo_service.errors import InvalidParameter
 from geo_service.layers import LayerRegistry
@@ -86,7 +86,7 @@ def tile_matrix_set(request: Request, settings: SettingsDep, tileMatrixSetId: st
 def collection_tilesets(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                         conn: ConnectionDep, collectionId: str) -> Response:  # noqa: N803
     base = ogc_base(request)
-    tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), base)
+    tileset = tilesets.collection_tileset(conn, open_collection(caches_of(request), collectionId, reader), base)
     return _json(request, settings, tilesets.tilesets_list(tileset, f"{base}/collections/{collectionId}/tiles", base))
 
 
@@ -95,7 +95,7 @@ def collection_tileset(request: Request, settings: SettingsDep, registry: Regist
                        conn: ConnectionDep, collectionId: str, tileMatrixSetId: str) -> Response:  # noqa: N803
     vector_tiles.check_tms(tileMatrixSetId)
     base = ogc_base(request)
-    tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), base)
+    tileset = tilesets.collection_tileset(conn, open_collection(caches_of(request), collectionId, reader), base)
     return _json(request, settings, tilesets.tileset_metadata(tileset, base, settings.tiles))
 
 
@@ -104,7 +104,8 @@ def collection_tileset(request: Request, settings: SettingsDep, registry: Regist
 def collection_tilejson(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                         conn: ConnectionDep, collectionId: str, tileMatrixSetId: str) -> Response:  # noqa: N803
     vector_tiles.check_tms(tileMatrixSetId)
-    tileset = tilesets.collection_tileset(conn, open_collection(registry, collectionId, reader), ogc_base(request))
+    collection = open_collection(caches_of(request), collectionId, reader)
+    tileset = tilesets.collection_tileset(conn, collection, ogc_base(request))
     return _json(request, settings, tilesets.tilejson(tileset, settings.tiles), tilesets.TILEJSON)
 
 
@@ -113,7 +114,7 @@ def collection_tilejson(request: Request, settings: SettingsDep, registry: Regis
 async def collection_tile(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                           engine: EngineDep, collectionId: str, tileMatrixSetId: str,  # noqa: N803
                           tileMatrix: str, tileRow: str, tileCol: str) -> Response:  # noqa: N803
-    collection = open_collection(registry, collectionId, reader)
+    collection = open_collection(caches_of(request), collectionId, reader)
     address = vector_tiles.parse_tile(tileMatrixSetId, tileMatrix, tileRow, tileCol, settings.tiles)
     return await _tile(request, settings, engine, [collection], address, reader)
 
@@ -121,7 +122,7 @@ async def collection_tile(request: Request, settings: SettingsDep, registry: Reg
 # -- every public collection ------------------------------------------------------------------------------
 def _dataset(request: Request, settings: Settings, registry: LayerRegistry, reader: Reader,
              conn: Connection) -> tilesets.Tileset:
-    return tilesets.dataset_tileset(conn, readable_collections(registry, reader), ogc_base(request),
+    return tilesets.dataset_tileset(conn, readable_collections(caches_of(request), reader), ogc_base(request),
                                     settings.territory.name)
 
 
@@ -156,7 +157,7 @@ async def dataset_tile(request: Request, settings: SettingsDep, registry: Regist
                        engine: EngineDep, tileMatrixSetId: str, tileMatrix: str, tileRow: str,  # noqa: N803
                        tileCol: str) -> Response:  # noqa: N803
     address = vector_tiles.parse_tile(tileMatrixSetId, tileMatrix, tileRow, tileCol, settings.tiles)
-    return await _tile(request, settings, engine, readable_collections(registry, reader), address, reader)
+    return await _tile(request, settings, engine, readable_collections(caches_of(request), reader), address, reader)
 
 
 # -- the short form the map uses (x before y, as in most web maps) ----------------------------------------
@@ -164,6 +165,6 @@ async def dataset_tile(request: Request, settings: SettingsDep, registry: Regist
             response_class=Response, responses=_MVT_RESPONSES)
 async def short_tile(request: Request, settings: SettingsDep, registry: RegistryDep, reader: ReaderDep,
                      engine: EngineDep, layerId: str, z: str, x: str, y: str) -> Response:  # noqa: N803
-    collection = open_collection(registry, layerId, reader)
+    collection = open_collection(caches_of(request), layerId, reader)
     address = vector_tiles.parse_tile(vector_tiles.TMS_ID, z, y, x, settings.tiles, names=("z", "y", "x"))
     return await _tile(request, settings, engine, [collection], address, reader)

@@ -7,13 +7,13 @@ one list decides what is visible and what is queryable.
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Column, ColumnElement, Table
 
 from geo_service.errors import InvalidParameter, NotFound
-from geo_service.layers import FieldDecl, LayerDecl, LayerRegistry
+from geo_service.layers import FieldDecl, LayerDecl
+from geo_service.services.app_caches import AppCaches
 from geo_service.services.publish.read_access import Reader
 from geo_service.services.publish.visibility import visible_rows
 from geo_service.tables import metadata_for
@@ -48,6 +48,8 @@ class Collection:
     table: Table
     props: dict[str, Prop]
     reader: Reader
+    # The application's caches, for the statements built on this collection (not part of its identity).
+    caches: AppCaches = field(compare=False, hash=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -87,32 +89,23 @@ def _props(layer: LayerDecl, table: Table, reader: Reader) -> dict[str, Prop]:
     return props
 
 
-# Collections opened, per registry: a collection is a pure function of the declarations and the reader, and
-# building its properties on every request cost as much CPU as reading a feature. Bounded: readers are few
-# (the public, the staff, an EPCI's conventions).
-_COLLECTIONS: weakref.WeakKeyDictionary[LayerRegistry, dict[tuple[str, Reader], Collection]] = \
-    weakref.WeakKeyDictionary()
+def open_collection(caches: AppCaches, layer_id: str, reader: Reader) -> Collection:
+    """The collection of a layer this reader may read; any other id is a 404 (a hidden layer does not exist).
 
-
-def open_collection(registry: LayerRegistry, layer_id: str, reader: Reader) -> Collection:
-    """The collection of a layer this reader may read; any other id is a 404 (a hidden layer does not exist)."""
-    opened = _COLLECTIONS.get(registry)
-    if opened is None:
-        opened = _COLLECTIONS.setdefault(registry, {})
-    collection = opened.get((layer_id, reader))
+    Kept in ``caches.collections``: building its properties on every request cost as much CPU as reading a feature.
+    """
+    collection = caches.collections.get((layer_id, reader))
     if collection is not None:
         return collection
+    registry = caches.registry
     if layer_id not in registry or not reader.can_read(registry.get(layer_id)):
         raise NotFound(f"Aucune collection « {layer_id} »")
     layer = registry.get(layer_id)
     table = metadata_for(registry).tables[layer.id]
-    collection = Collection(layer, table, _props(layer, table, reader), reader)
-    if len(opened) >= 1024:
-        opened.clear()
-    opened[(layer_id, reader)] = collection
-    return collection
+    return caches.collections.put((layer_id, reader), Collection(layer, table, _props(layer, table, reader), reader,
+                                                                 caches))
 
 
-def readable_collections(registry: LayerRegistry, reader: Reader) -> list[Collection]:
+def readable_collections(caches: AppCaches, reader: Reader) -> list[Collection]:
     """Every collection this reader may read, in map order."""
-    return [open_collection(registry, layer.id, reader) for layer in registry if reader.can_read(layer)]
+    return [open_collection(caches, layer.id, reader) for layer in caches.registry if reader.can_read(layer)]

@@ -9,8 +9,7 @@ state is then one primary-key lookup instead of ``count(*)``/``max()`` over the 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
@@ -45,24 +44,3 @@ def state(conn: Connection, layer_id: str) -> LayerState:
     return states(conn, [layer_id])[layer_id]
 
 
-class VersionedCache:
-    """Values computed from a layer's rows (extent…), reused while the layer's state is unchanged.
-
-    Per process and bounded; a changed state recomputes, so the cache is never stale, only skipped.
-    """
-
-    def __init__(self, max_entries: int = 512):
-        self._entries: dict[object, tuple[LayerState, object]] = {}
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def get(self, key: object, current: LayerState, compute: Callable[[], T]) -> T:
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] == current and current.version:
-            return entry[1]  # type: ignore[return-value]
-        value = compute()
-        with self._lock:
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            self._entries[key] = (current, value)
-        return value

@@ -100,15 +100,12 @@ def licence_url(licence: str) -> str | None:
     return next((url for name, url in LICENCE_URLS.items() if licence.startswith(name)), None)
 
 
-# Extents scan the whole table (ST_Extent): computed once per layer version, not on every request.
-_EXTENTS = layer_state.VersionedCache()
-
-
 def extent(conn: Connection, collection: Collection, state: LayerState | None = None) -> dict:
     """Spatial extent (CRS84) and, for a layer with a date field, temporal extent of the visible rows."""
     state = state if state is not None else layer_state.state(conn, collection.id)
     key = (collection.id, collection.reader.published_only, collection.layer.date_field)
-    return _EXTENTS.get(key, state, lambda: _compute_extent(conn, collection))
+    # A whole-table scan (ST_Extent): computed once per layer version (AppCaches.extents), not on every request.
+    return collection.caches.extents.get(key, state, lambda: _compute_extent(conn, collection))
 
 
 def _compute_extent(conn: Connection, collection: Collection) -> dict:

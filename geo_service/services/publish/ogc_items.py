@@ -270,23 +270,19 @@ def _properties_json(props: Iterable[Prop]) -> ColumnElement:
 
 # Built expressions, reused: constructing a 30-property json_build_object (and its cache key) on every
 # request cost more CPU than the rest of the handler. Elements are immutable; the key names the inputs.
-_FEATURE_JSON: dict[tuple, ColumnElement] = {}
-
-
 def feature_json(collection: Collection, props: Iterable[Prop], crs: Crs, skip_geometry: bool) -> ColumnElement:
     """One feature as GeoJSON text, built by PostGIS (options 0: no ``crs`` member inside geometries)."""
     props = tuple(props)
     key = (collection.table, tuple((p.name, p.column) for p in props), crs, skip_geometry)
-    built = _FEATURE_JSON.get(key)
+    cache = collection.caches.feature_json  # `properties=` makes many combinations: bounded
+    built = cache.get(key)
     if built is None:
         geometry = null() if skip_geometry else cast(
             func.ST_AsGeoJSON(crs.from_storage(collection.geom), crs.decimals, 0), JSON)
         built = cast(func.json_build_object(
             literal("type"), literal("Feature"), literal("id"), collection.fid,
             literal("geometry"), geometry, literal("properties"), _properties_json(props)), JSON)
-        if len(_FEATURE_JSON) >= 512:  # `properties=` makes many combinations: stay bounded
-            _FEATURE_JSON.clear()
-        _FEATURE_JSON[key] = built
+        cache.put(key, built)
     return built
 
 
@@ -358,22 +354,20 @@ def stream_feature_collection(conn: Connection, collection: Collection, query: I
 # Building a statement with a json_build_object of every property, and SQLAlchemy's cache key of it, cost
 # more CPU per request than everything else the service did for a feature (as for tiles:
 # services/publish/vector_tiles.py).
-# Compiled statements are kept per shape, values bound; bounded, since shapes are few.
-_COMPILED: dict[tuple, tuple[Compiled, dict]] = {}
+# Compiled statements are kept per shape, values bound (AppCaches.ogc_statements).
 _LAYER_CHANGES = table(STATE_TABLE, column("layer_id"), column("version"), column("changed_at"))
 
 
-def _compiled(key: tuple, build: Callable[[], Select], dialect: Dialect) -> tuple[Compiled, dict]:
+def _compiled(collection: Collection, key: tuple, build: Callable[[], Select], dialect: Dialect
+              ) -> tuple[Compiled, dict]:
     """The statement ``build`` makes, compiled once per ``key``, with the values of its own (constant) binds."""
     key = (*key, dialect.name)
-    entry = _COMPILED.get(key)
+    cache = collection.caches.ogc_statements
+    entry = cache.get(key)
     if entry is None:
         compiled = build().compile(dialect=dialect)
         constants = {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
-        entry = (compiled, constants)
-        if len(_COMPILED) >= 512:
-            _COMPILED.clear()
-        _COMPILED[key] = entry
+        entry = cache.put(key, (compiled, constants))
     return entry
 
 
@@ -425,7 +419,8 @@ def page_statement(collection: Collection, query: ItemsQuery, with_state: bool, 
     key = ("page", collection.table, collection.reader.published_only,
            tuple(p.name for p in query.properties), query.crs, query.skip_geometry,
            query.bbox.crs if query.bbox else None, query.sort, with_state)
-    compiled, constants = _compiled(key, lambda: _reusable_page(collection, query, with_state), dialect)
+    compiled, constants = _compiled(collection, key, lambda: _reusable_page(collection, query, with_state),
+                                    dialect)
     values = {**constants, "page_limit": query.limit, "page_offset": query.offset}
     if query.bbox is not None:
         values.update(zip(("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"), query.bbox.coords, strict=True))
@@ -485,7 +480,7 @@ def _feature_select(collection: Collection, crs: Crs) -> Select:
 def feature_statement(collection: Collection, fid: int, crs: Crs, dialect: Dialect) -> tuple[str, dict]:
     """SQL text and values of one feature by id (with its version)."""
     key = ("feature", collection.table, collection.reader.published_only, tuple(collection.props), crs)
-    compiled, constants = _compiled(key, lambda: _feature_select(collection, crs), dialect)
+    compiled, constants = _compiled(collection, key, lambda: _feature_select(collection, crs), dialect)
     return compiled.string, {**constants, "fid": fid}
 
 

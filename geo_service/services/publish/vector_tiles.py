@@ -213,24 +213,19 @@ def tile_params(collection: Collection, address: TileAddress, settings: TileSett
     return {prefix + name: value for name, value in values.items()}
 
 
-# Built and compiled statements, reused (see layer_tile); bounded, since readers and layer sets are few.
-_STATEMENTS: dict[tuple, Compiled] = {}
-
-
 def _compiled(collections: Sequence[Collection], thin: tuple[bool, ...], settings: TileSettings,
               dialect: Dialect) -> Compiled:
     key = (tuple((c.table, repr(c.reader), tuple(c.props)) for c in collections), thin,
            settings.extent, settings.buffer, dialect.name)
-    compiled = _STATEMENTS.get(key)
+    # Built and compiled once (see layer_tile), kept in the application's caches.
+    cache = collections[0].caches.tile_statements
+    compiled = cache.get(key)
     if compiled is None:
         parts = [layer_tile(c, t, settings).scalar_subquery() for c, t in zip(collections, thin, strict=True)]
         tile = parts[0]
         for part in parts[1:]:
             tile = tile.op("||")(part)
-        compiled = select(tile).compile(dialect=dialect)
-        if len(_STATEMENTS) >= 256:
-            _STATEMENTS.clear()
-        _STATEMENTS[key] = compiled
+        compiled = cache.put(key, select(tile).compile(dialect=dialect))
     return compiled
 
 

@@ -20,7 +20,8 @@ import folium
 from folium.template import Template
 from sqlalchemy import Connection, text
 
-from geo_service.layers import LayerDecl, LayerRegistry
+from geo_service.layers import LayerDecl
+from geo_service.services.app_caches import AppCaches
 from geo_service.services.publish import layer_geojson, layer_state
 from geo_service.settings import MapSettings
 
@@ -184,33 +185,24 @@ def territory_bounds(conn: Connection, layers: Iterable[LayerDecl]) -> Bounds:
 
 # The page shows each layer's feature count and fits the map to the boundaries: a count(*) per layer and an
 # extent of every commune and EPCI polygon on each view (≈70 ms for the 130,000 premises alone). Both are kept
-# until the layers' change counters move (services/publish/layer_state.py): a view then reads one row per layer.
-_CACHE = layer_state.VersionedCache(max_entries=1024)
-
-
-def _database(conn: Connection) -> str:
-    """Which database the figures come from (two apps of one process may read two databases)."""
-    return conn.engine.url.render_as_string(hide_password=True)
-
-
-def layer_counts(conn: Connection, layers: list[LayerDecl],
+# (AppCaches.map_facts) until the layers' change counters move: a view then reads one row per layer.
+def layer_counts(conn: Connection, caches: AppCaches, layers: list[LayerDecl],
                  states: dict[str, layer_state.LayerState]) -> dict[str, int]:
     """The number of public features of each layer, counted again only when the layer has changed."""
-    database = _database(conn)
-    return {layer.id: _CACHE.get(("count", database, layer.id), states[layer.id],
-                                 lambda layer=layer: layer_geojson.count(conn, layer)) for layer in layers}
+    return {layer.id: caches.map_facts.get(("count", layer.id), states[layer.id],
+                                           lambda layer=layer: layer_geojson.count(conn, layer)) for layer in layers}
 
 
-def cached_territory_bounds(conn: Connection, layers: list[LayerDecl],
+def cached_territory_bounds(conn: Connection, caches: AppCaches, layers: list[LayerDecl],
                             states: dict[str, layer_state.LayerState]) -> Bounds:
     """``territory_bounds``, computed again only when one of the boundary layers has changed."""
     if not layers:
         return FALLBACK_BOUNDS
     # Keyed by the state of every boundary layer: a change to any of them is a new key. The least version
     # stands for them all (0, a layer never seen changing, means "do not cache").
-    key = ("bounds", _database(conn), tuple((layer.id, states[layer.id]) for layer in layers))
+    key = ("bounds", tuple((layer.id, states[layer.id]) for layer in layers))
     least = min((states[layer.id] for layer in layers), key=lambda state: state.version)
-    return _CACHE.get(key, least, lambda: territory_bounds(conn, layers))
+    return caches.map_facts.get(key, least, lambda: territory_bounds(conn, layers))
 
 
 def _popup_fields(layer: LayerDecl) -> list[dict[str, Any]]:
@@ -265,12 +257,13 @@ def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
                        script=figure.script.render())
 
 
-def build_map_page(conn: Connection, registry: LayerRegistry, settings: MapSettings, territory: str,
+def build_map_page(conn: Connection, caches: AppCaches, settings: MapSettings, territory: str,
                    base_path: str = "", lang: str = "fr") -> MapPage:
     """Everything ``map/index.html`` needs: grouped toggles with legends, the Folium map and map.js's config."""
+    registry = caches.registry
     public = [layer for layer in registry if layer.is_public]
     states = layer_state.states(conn, [layer.id for layer in public])  # one query, one row per layer
-    counts = layer_counts(conn, public, states)
+    counts = layer_counts(conn, caches, public, states)
     dense = {layer.id for layer in public if counts[layer.id] > settings.dense_layer_threshold}
     background = [layer for layer in public if layer.kind == "base" and layer.geometry in POLYGONS]
 
@@ -284,7 +277,7 @@ def build_map_page(conn: Connection, registry: LayerRegistry, settings: MapSetti
         ))
 
     aria_label = f"Carte du territoire ({territory}) : infrastructures et services numériques"
-    bounds = cached_territory_bounds(conn, background, states)
+    bounds = cached_territory_bounds(conn, caches, background, states)
     parts = build_folium(bounds, settings, f"{base_path}/static", aria_label)
     config = {
         "mapName": parts.map_name,

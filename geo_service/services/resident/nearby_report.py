@@ -20,10 +20,8 @@ from __future__ import annotations
 import math
 import re
 import threading
-import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -35,7 +33,7 @@ from sqlalchemy import Connection, text
 
 from geo_service.errors import InvalidParameter, NotFound, OutsideTerritory, TerritoryNotLoaded
 from geo_service.layers import LayerDecl, LayerRegistry
-from geo_service.services.publish import layer_state
+from geo_service.services.app_caches import AppCaches
 from geo_service.services.publish.layer_state import LayerState
 from geo_service.services.publish.visibility import visible_rows_sql
 from geo_service.services.resident import eligibility, geocoder, opening_hours
@@ -307,23 +305,11 @@ def _white_zone_kinds_sql(zones: LayerDecl) -> str:
 # Whole-layer facts (a commune's fibre figures, a layer's latest source date, the white-zone kinds, the small
 # layers' rows) are computed once and reused until the layer's change counter moves (services/publish/layer_state.py):
 # the report query then only does index-driven work on the big tables. ≈18 ms saved on a Cahors report (14,770
-# premises) for the figures; ≈1.5 ms of PostgreSQL time per report for the small layers.
-_FACTS = layer_state.VersionedCache(max_entries=4096)
-_DATABASES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _database_key(conn: Connection) -> str:
-    """Which database the facts come from (two apps of one process may read two databases)."""
-    engine = conn.engine
-    key = _DATABASES.get(engine)
-    if key is None:
-        key = _DATABASES[engine] = engine.url.render_as_string(hide_password=True)
-    return key
-
-
-def _facts(conn: Connection, registry: LayerRegistry, states: dict[str, LayerState],
+# premises) for the figures; ≈1.5 ms of PostgreSQL time per report for the small layers. They are kept in
+# AppCaches.report_facts.
+def _facts(conn: Connection, caches: AppCaches, states: dict[str, LayerState],
            commune_code: str | None) -> dict[str, Any]:
-    database = _database_key(conn)
+    registry, facts = caches.registry, caches.report_facts
     premises, zones = registry.get("premises"), registry.get("white_zones")
 
     def rows(sql: str, **params: Any) -> list[dict]:
@@ -332,40 +318,39 @@ def _facts(conn: Connection, registry: LayerRegistry, states: dict[str, LayerSta
     figures = []
     if commune_code:
         # The 2018-to-current commune mapping (communes) matters too: its counter goes into the key.
-        figures = _FACTS.get(("figures", database, commune_code, states["communes"]), states["premises"],
-                             lambda: rows(_figures_sql(premises), code=commune_code))
-    kinds = _FACTS.get(("white_zone_kinds", database), states["white_zones"],
-                       lambda: rows(_white_zone_kinds_sql(zones)))
+        figures = facts.get(("figures", commune_code, states["communes"]), states["premises"],
+                            lambda: rows(_figures_sql(premises), code=commune_code))
+    kinds = facts.get(("white_zone_kinds",), states["white_zones"],
+                      lambda: rows(_white_zone_kinds_sql(zones)))
     def latest(layer: str) -> object:
         return conn.execute(text(f"SELECT max(t.source_date) FROM {quote_ident(layer)} t "
                                  f"WHERE {visible_rows_sql(registry.get(layer), 't')}")).scalar()
 
-    dates = {layer: _FACTS.get(("date", database, layer), states[layer], lambda layer=layer: latest(layer))
+    dates = {layer: facts.get(("date", layer), states[layer], lambda layer=layer: latest(layer))
              for layer in DATED_LAYERS if registry.get(layer).editable}
     return {"fibre_states": figures, "white_zone_kinds": kinds, "layer_dates": dates}
 
 
-def _small_layers(conn: Connection, registry: LayerRegistry,
+def _small_layers(conn: Connection, caches: AppCaches,
                   states: dict[str, LayerState]) -> tuple[dict[str, PointSet], PointSet, PointSet, ZoneSet]:
     """The in-memory rows of the place sections, the masts, the MED sites and the white zones."""
-    database = _database_key(conn)
+    registry, facts = caches.registry, caches.report_facts
 
     def points(layer_id: str, where: str = "", reach: str | None = None) -> PointSet:
-        return _FACTS.get(("points", database, layer_id, where, reach), states[layer_id],
-                          lambda: _load_points(conn, registry.get(layer_id), where, reach))
+        return facts.get(("points", layer_id, where, reach), states[layer_id],
+                         lambda: _load_points(conn, registry.get(layer_id), where, reach))
 
     places = {s.key: points(s.layer_id, s.where) for s in PLACE_SECTIONS}
     masts = points("mobile_masts")
     med = points("med_sites", reach="rayon_m")
-    zones = _FACTS.get(("zones", database), states["white_zones"],
-                       lambda: _load_zones(conn, registry.get("white_zones")))
+    zones = facts.get(("zones",), states["white_zones"], lambda: _load_zones(conn, registry.get("white_zones")))
     return places, masts, med, zones
 
 
-def _located(lon: float, lat: float, registry: LayerRegistry, conn: Connection,
+def _located(lon: float, lat: float, caches: AppCaches, conn: Connection,
              states: dict[str, LayerState]) -> dict[str, Any]:
     """The report row's sections that come from the small layers, shaped as the sections read them."""
-    places, masts, med, zones = _small_layers(conn, registry, states)
+    places, masts, med, zones = _small_layers(conn, caches, states)
     *nearest, near_masts, serving = search_points(lon, lat, [
         *((places[s.key], Search(count=s.count)) for s in PLACE_SECTIONS),
         (masts, Search(metres=MAST_RADIUS_M)), (med, Search(count=1, own_reach=True))])
@@ -391,9 +376,8 @@ PARAMETERS = {"lon": "float8", "lat": "float8", "tol": "float8", "fibre_r": "flo
 _NAMED = re.compile(r"(?<![:\w]):(\w+)")
 
 
-@lru_cache(maxsize=8)
-def report_statement(registry: LayerRegistry) -> str:
-    """The report statement with typed positional placeholders, built once per registry.
+def report_statement(caches: AppCaches) -> str:
+    """The report statement with typed positional placeholders, built once (AppCaches.report_statement).
 
     It runs as a server-side prepared statement through psycopg's ``RawCursor``: no client-side rewriting
     of its 11 kB of text and no planning on each request (≈3.5 ms of the ≈6 ms a report took otherwise).
@@ -404,10 +388,10 @@ def report_statement(registry: LayerRegistry) -> str:
         name = match.group(1)
         return f"${order.index(name) + 1}::{PARAMETERS[name]}"
 
-    return _NAMED.sub(placeholder, _report_sql(registry))
+    return caches.report_statement.get_or_build("report", lambda: _NAMED.sub(placeholder, _report_sql(caches.registry)))
 
 
-def _run_report(conn: Connection, registry: LayerRegistry, params: dict[str, Any]) -> dict | None:
+def _run_report(conn: Connection, caches: AppCaches, params: dict[str, Any]) -> dict | None:
     """One round trip: the prepared statement on the connection's own psycopg connection (same transaction).
 
     Its generic plan must be used: PostgreSQL would otherwise keep re-planning it for each point (its custom
@@ -419,7 +403,7 @@ def _run_report(conn: Connection, registry: LayerRegistry, params: dict[str, Any
     with psycopg.RawCursor(raw, row_factory=dict_row) as cursor:
         if not raw.autocommit:
             cursor.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
-        cursor.execute(report_statement(registry), [params[name] for name in PARAMETERS], prepare=True)
+        cursor.execute(report_statement(caches), [params[name] for name in PARAMETERS], prepare=True)
         return cursor.fetchone()
 
 
@@ -431,12 +415,12 @@ def check_point(lon: float, lat: float) -> None:
                                    parameter=name)
 
 
-def report(conn: Connection, registry: LayerRegistry, territory: TerritorySettings, lon: float, lat: float, *,
+def report(conn: Connection, caches: AppCaches, territory: TerritorySettings, lon: float, lat: float, *,
            at: datetime | None = None, address: AddressMatch | None = None) -> dict[str, Any]:
     """The report at (lon, lat) as a JSON-ready dict (see ``api.nearby_models.NearbyReport``)."""
     check_point(lon, lat)
     ref = address.best.id.split(":", 1)[1] if address and address.best and address.best.source == "premises" else None
-    row = _run_report(conn, registry, {
+    row = _run_report(conn, caches, {
         "lon": lon, "lat": lat, "tol": territory.tolerance_m, "fibre_r": FIBRE_MATCH_M, "ref": ref})
     if row is None:
         if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM territory)")).scalar():
@@ -447,21 +431,21 @@ def report(conn: Connection, registry: LayerRegistry, territory: TerritorySettin
     now = (at or opening_hours.now_in_paris()).astimezone(opening_hours.PARIS)
     commune = row["commune"]
     states = _states(row["layer_states"])
-    facts = _facts(conn, registry, states, commune["code_insee_actuel"] if commune else None)
-    located = _located(lon, lat, registry, conn, states)
+    facts = _facts(conn, caches, states, commune["code_insee_actuel"] if commune else None)
+    located = _located(lon, lat, caches, conn, states)
     premise = (row["premise"] or {}).get("p") or {}
     # What operators sell at the premise (ARCEP « Ma connexion internet », when imported): a second, indexed
     # query, only when a premise was found.
     offers = eligibility.offers(conn, imb_id=premise.get("imb_id"), id_ban=premise.get("id_ban")) if premise else []
-    return build_report({**row, **located, **facts, "offers": offers}, registry, lon=lon, lat=lat, now=now,
+    return build_report({**row, **located, **facts, "offers": offers}, caches, lon=lon, lat=lat, now=now,
                         address=address, territory=territory.name)
 
 
-def report_for_address(conn: Connection, registry: LayerRegistry, territory: TerritorySettings, query: str | None,
+def report_for_address(conn: Connection, caches: AppCaches, territory: TerritorySettings, query: str | None,
                        *, at: datetime | None = None) -> tuple[AddressMatch, dict[str, Any]]:
     """Geocode ``query`` and report at the best answer; no answer raises ``NotFound`` in French."""
     match = geocoder.best_match(conn, query)
     if match.best is None:
         raise NotFound(f"Aucune adresse ni commune du {territory.name} ne correspond à « {match.query} ». "
                        "Vérifiez l'orthographe ou indiquez la commune.", parameter="address")
-    return match, report(conn, registry, territory, match.best.lon, match.best.lat, at=at, address=match)
+    return match, report(conn, caches, territory, match.best.lon, match.best.lat, at=at, address=match)

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from geo_service.layers import LayerDecl, LayerRegistry
+from geo_service.services.app_caches import AppCaches, BoundedCache
 from geo_service.services.resident import opening_hours
 from geo_service.services.resident import report_wording as say
 from geo_service.services.resident.geocoder import AddressMatch
@@ -77,38 +78,23 @@ class PlaceFields:
     shown: frozenset[str]
 
 
-_PLACE_FIELDS: dict[int, tuple[LayerDecl, PlaceFields]] = {}
-
-
 def place_fields(layer: LayerDecl) -> PlaceFields:
-    cached = _PLACE_FIELDS.get(id(layer))
-    if cached is not None and cached[0] is layer:
-        return cached[1]
     names = {f.name for f in layer.fields}
-    fields = PlaceFields("horaires" in names, "adresse" in names, "commune" in names, "services" in names,
-                         frozenset({layer.label_field, "adresse", "commune", "services", "horaires", layer.style.by}))
-    _PLACE_FIELDS[id(layer)] = (layer, fields)
-    return fields
+    return PlaceFields("horaires" in names, "adresse" in names, "commune" in names, "services" in names,
+                       frozenset({layer.label_field, "adresse", "commune", "services", "horaires", layer.style.by}))
 
 
 # Rendering a place or a mast, but for its distance and opening status, depends on its row only. Their rows come
 # from the in-memory small layers (services/resident/nearby_report.py), the same dicts from one report to the next
-# until the layer changes: each is rendered once (keyed by the identity of its fields dict, which the entry keeps
-# alive).
-_RENDERED: dict[tuple[int, int], tuple[LayerDecl, dict, dict[str, Any]]] = {}
-_RENDERED_MAX = 20_000
-
-
-def _rendered(layer: LayerDecl, props: dict, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    key = (id(layer), id(props))
-    hit = _RENDERED.get(key)
-    if hit is not None and hit[0] is layer and hit[1] is props:
-        return hit[2]
-    value = build()
-    if len(_RENDERED) >= _RENDERED_MAX:
-        _RENDERED.clear()
-    _RENDERED[key] = (layer, props, value)
-    return value
+# until the layer changes: each is rendered once (AppCaches.rendered_rows, keyed by the identity of its fields
+# dict, which the entry keeps alive and checks).
+def _rendered(rendered: BoundedCache, layer: LayerDecl, props: dict, build: Callable[[], dict[str, Any]]
+              ) -> dict[str, Any]:
+    key = (layer.id, id(props))
+    hit = rendered.get(key)
+    if hit is not None and hit[0] is props:
+        return hit[1]
+    return rendered.put(key, (props, build()))[1]
 
 
 def _place_fixed(layer: LayerDecl, raw: dict) -> dict[str, Any]:
@@ -130,9 +116,9 @@ def _place_fixed(layer: LayerDecl, raw: dict) -> dict[str, Any]:
     }
 
 
-def place(layer: LayerDecl, raw: dict, now: datetime) -> dict[str, Any]:
+def place(layer: LayerDecl, raw: dict, now: datetime, rendered: BoundedCache) -> dict[str, Any]:
     """One nearby place (Wi-Fi borne, third place, help place) as the report shows it."""
-    out = dict(_rendered(layer, raw["p"], lambda: _place_fixed(layer, raw)))
+    out = dict(_rendered(rendered, layer, raw["p"], lambda: _place_fixed(layer, raw)))
     out["distance_m"], out["distance_label"] = _round(raw["d"]), say.distance_label(raw["d"])
     if place_fields(layer).hours:
         status = opening_hours.status(out["opening_hours"], now)
@@ -142,8 +128,8 @@ def place(layer: LayerDecl, raw: dict, now: datetime) -> dict[str, Any]:
 
 
 def places_section(key: str, layer: LayerDecl, items: list[dict], now: datetime, dates: dict,
-                   extra: dict | None = None) -> dict[str, Any]:
-    out = [place(layer, raw, now) for raw in items]
+                   rendered: BoundedCache, extra: dict | None = None) -> dict[str, Any]:
+    out = [place(layer, raw, now, rendered) for raw in items]
     section = {"title": TITLES[key], "headline": say.places_headline(TITLES[key], out), "items": out,
                "sources": [source(layer, [i["prov"] for i in items], dates.get(layer.id))]}
     return {**section, **(extra or {})}
@@ -265,12 +251,12 @@ def _mast_fixed(masts: LayerDecl, p: dict, operators: list[tuple[str, str]]) -> 
                        for op, label in operators if op in (p.get("operateurs") or [])]}
 
 
-def mobile_section(row: dict, registry: LayerRegistry, dates: dict) -> dict[str, Any]:
+def mobile_section(row: dict, registry: LayerRegistry, dates: dict, rendered: BoundedCache) -> dict[str, Any]:
     masts, zones = registry.get("mobile_masts"), registry.get("white_zones")
     operators = [(str(c.value), c.label) for c in masts.field("operateurs").codes or []]
     items = []
     for raw in row["masts"] or []:
-        item = dict(_rendered(masts, raw["p"], lambda p=raw["p"]: _mast_fixed(masts, p, operators)))
+        item = dict(_rendered(rendered, masts, raw["p"], lambda p=raw["p"]: _mast_fixed(masts, p, operators)))
         item["distance_m"], item["distance_label"] = _round(raw["d"]), say.distance_label(raw["d"])
         items.append(item)
     white = _white_zones(row, zones, operators)
@@ -299,9 +285,10 @@ def mobile_section(row: dict, registry: LayerRegistry, dates: dict) -> dict[str,
                         source(zones, zone_provs, dates.get(zones.id))]}
 
 
-def build_report(row: Any, registry: LayerRegistry, *, lon: float, lat: float, now: datetime,
+def build_report(row: Any, caches: AppCaches, *, lon: float, lat: float, now: datetime,
                  address: AddressMatch | None, territory: str) -> dict[str, Any]:
     """The report dict from the query row (a mapping of JSON columns)."""
+    registry, rendered = caches.registry, caches.rendered_rows
     dates = row["layer_dates"]
     ref_matched = bool(address and address.best and address.best.source == "premises" and row["premise"]
                        and address.best.id.endswith(":" + row["premise"]["p"]["imb_id"]))
@@ -309,19 +296,20 @@ def build_report(row: Any, registry: LayerRegistry, *, lon: float, lat: float, n
         "commune": commune_section(row, registry),
         "fibre": fibre_section(row, registry, ref_matched),
         "med": med_section(row, registry, dates),
-        "mobile": mobile_section(row, registry, dates),
+        "mobile": mobile_section(row, registry, dates, rendered),
     }
     wifi = registry.get("wifi_hotspots")
     planned = row["wifi_planned"] or []
     in_service = row["wifi"] or []
     # A programmed borne is worth a mention only when nearer than the nearest one in service.
-    nearer = [place(wifi, planned[0], now)] if planned and (not in_service or planned[0]["d"] < in_service[0]["d"]) \
-        else []
-    sections["wifi"] = places_section("wifi", wifi, in_service, now, dates, {"planned": nearer[0] if nearer else None})
+    nearer = [place(wifi, planned[0], now, rendered)] \
+        if planned and (not in_service or planned[0]["d"] < in_service[0]["d"]) else []
+    sections["wifi"] = places_section("wifi", wifi, in_service, now, dates, rendered,
+                                      {"planned": nearer[0] if nearer else None})
     sections["third_places"] = places_section("third_places", registry.get("third_places"), row["third_places"] or [],
-                                              now, dates)
+                                              now, dates, rendered)
     sections["digital_help"] = places_section("digital_help", registry.get("digital_help_places"),
-                                              row["digital_help"] or [], now, dates)
+                                              row["digital_help"] or [], now, dates, rendered)
     demo = any(s.get("demo") for section in sections.values() if section for s in section["sources"])
     match = None
     if address is not None and address.best is not None:
