@@ -8,6 +8,7 @@ back, so tests never see each other's writes.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,13 @@ from geo_service.services.app_caches import AppCaches
 from geo_service.settings import PROJECT_ROOT, Settings
 
 ARTEFACTS_DIR = PROJECT_ROOT / "test-output"
+# Constants several test modules share.
+PASSWORD = "un-mot-de-passe-solide"  # of the accounts the tests create
+CLI = str(Path(sys.executable).with_name("geo-service"))  # the command line of this virtualenv
+EPSG2154 = "http://www.opengis.net/def/crs/EPSG/0/2154"
+EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
+CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+WIFI_ITEMS = "/ogc/collections/wifi_hotspots/items"
 SHARED_LOT = PROJECT_ROOT.parent / "shared" / "data" / "lot"
 
 
@@ -125,3 +133,33 @@ def browser() -> Iterator:
 def raw_connection(settings: Settings) -> psycopg.Connection:
     """A plain psycopg connection to the test database (for checks that bypass SQLAlchemy)."""
     return psycopg.connect(settings.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://"))
+
+
+# -- the OGC API modules: their fixture features and an application on the test database --------------------------
+@pytest.fixture(scope="module")
+def ogc_fx(engine: Engine, registry: LayerRegistry) -> Iterator:
+    """The OGC fixture features (factories.build_ogc_fixtures), committed for the module, removed after."""
+    from factories import ogc_fixtures
+
+    yield from ogc_fixtures(engine, registry)
+
+
+@pytest.fixture(scope="module")
+def ogc_client(settings: Settings, ogc_fx) -> Iterator:
+    from fastapi.testclient import TestClient
+
+    from geo_service.main import create_app
+
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def demo_client(settings: Settings, demo_territory) -> Iterator:
+    """An application on the test database once the demo territory is loaded (report, geocoder)."""
+    from fastapi.testclient import TestClient
+
+    from geo_service.main import create_app
+
+    with TestClient(create_app(settings)) as client:
+        yield client

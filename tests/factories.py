@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from shapely.geometry import MultiPolygon, Point, box
 from shapely.geometry.base import BaseGeometry
@@ -198,3 +199,29 @@ def wipe_editing(conn: Connection, registry: LayerRegistry) -> None:
             conn.execute(delete(table).where(table.c.source == EDIT_SOURCE))
     for name in EDIT_TABLES:
         conn.execute(text(f"DELETE FROM {name}"))
+
+
+@contextmanager
+def epci_world(engine, registry: LayerRegistry, prefix: str, *, contributor: bool = True,
+               reference: str = "CONV-TEST") -> Iterator[EpciPoints]:
+    """For a test module: ``<prefix>-admin`` and (``contributor``) ``<prefix>-contrib`` of Grand Cahors, under a
+    Wi-Fi ascendante convention in force since yesterday, password ``conftest.PASSWORD``; the editing tables
+    wiped before and after. Yields the two EPCI and a point inside each."""
+    from conftest import PASSWORD
+
+    from geo_service.services.editing import accounts, conventions
+
+    with engine.begin() as conn:
+        wipe_editing(conn, registry)
+        found = epci_points(conn)
+        accounts.create_account(conn, f"{prefix}-admin", "admin", password=PASSWORD)
+        if contributor:
+            accounts.create_account(conn, f"{prefix}-contrib", "epci_contributor", password=PASSWORD,
+                                    epci_siren=found.mine)
+            convention(conn, registry, found.mine, "ascendante", ["wifi_hotspots"],
+                       starts_on=conventions.local_day() - timedelta(days=1), reference=reference)
+    try:
+        yield found
+    finally:
+        with engine.begin() as conn:
+            wipe_editing(conn, registry)

@@ -20,6 +20,7 @@ from geo_service.services.importers import ImportReport, run_import
 from geo_service.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "opendata"
+CARTEFIBRE = FIXTURES / "carte_fibre_immeubles_2026_T2_20260902.csv"
 # Gramat in Lambert-93: the coverage squares of the white-zone tests are drawn around it.
 GRAMAT_L93 = (598388.0, 6408466.0)
 

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import CLI, PASSWORD
 from factories import EDIT_SOURCE, convention, epci_points
 from fastapi.testclient import TestClient
 from psycopg.conninfo import conninfo_to_dict
@@ -34,9 +34,6 @@ from geo_service.main import create_app
 from geo_service.services.editing import accounts, conventions
 from geo_service.services.importers import boundaries
 from geo_service.settings import AuthSettings, Settings
-
-CLI = str(Path(sys.executable).with_name("geo-service"))
-PASSWORD = "un-mot-de-passe-solide"
 
 
 class Throwaway:

@@ -15,16 +15,15 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import geopandas as gpd
 import pytest
-from factories import EDIT_SOURCE, EpciPoints, convention, epci_points, wipe_editing
+from conftest import CLI, PASSWORD
+from factories import EDIT_SOURCE, EpciPoints, epci_world
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 from shapely.geometry import Point
@@ -33,14 +32,12 @@ from sqlalchemy import Connection, Engine, text
 from geo_service.errors import Conflict, ImportFileError
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services.editing import accounts, conventions, history
+from geo_service.services.editing import accounts, history
 from geo_service.services.editing.accounts import Principal
 from geo_service.services.editing.feature_writes import EditContext, EditRules
 from geo_service.services.importers import bulk_import
 from geo_service.settings import Settings
 
-PASSWORD = "un-mot-de-passe-solide"
-CLI = str(Path(sys.executable).with_name("geo-service"))
 TO_L93 = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
 
 
@@ -51,19 +48,12 @@ def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciP
 
 def importing_accounts(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciPoints]:
     """An administrator and a Grand Cahors contributor (Wi-Fi convention) for the module; their rows removed after."""
-    with loaded_boundaries.begin() as conn:
-        wipe_editing(conn, registry)
-        found = epci_points(conn)
-        accounts.create_account(conn, "imp-admin", "admin", password=PASSWORD)
-        accounts.create_account(conn, "imp-contrib", "epci_contributor", password=PASSWORD, epci_siren=found.mine)
-        convention(conn, registry, found.mine, "ascendante", ["wifi_hotspots"],
-                   starts_on=conventions.local_day() - timedelta(days=1), reference="CONV-IMPORT")
-    yield found
-    with loaded_boundaries.begin() as conn:
-        # Rows the pages imported under their default provenance (« Import de … ») too, not only tests-edit.
-        for layer in ("wifi_hotspots", "white_zones"):
-            conn.execute(text(f"DELETE FROM {layer} WHERE updated_by IN ('imp-admin', 'imp-contrib')"))
-        wipe_editing(conn, registry)
+    with epci_world(loaded_boundaries, registry, "imp", reference="CONV-IMPORT") as found:
+        yield found
+        with loaded_boundaries.begin() as conn:
+            # Rows the pages imported under their default provenance (« Import de … ») too, not only tests-edit.
+            for layer in ("wifi_hotspots", "white_zones"):
+                conn.execute(text(f"DELETE FROM {layer} WHERE updated_by IN ('imp-admin', 'imp-contrib')"))
 
 
 def context(conn: Connection, registry: LayerRegistry, settings: Settings, username: str) -> EditContext:

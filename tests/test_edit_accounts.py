@@ -4,35 +4,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
-from factories import EDIT_SOURCE, EpciPoints, convention, epci_points, wipe_editing
+from conftest import PASSWORD
+from factories import EDIT_SOURCE, EpciPoints, epci_world
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.cli.app import cli
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services.editing import accounts, conventions
+from geo_service.services.editing import accounts
 from geo_service.settings import AuthSettings, Settings
-
-PASSWORD = "un-mot-de-passe-solide"
 
 
 @pytest.fixture(scope="module")
 def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciPoints]:
-    with loaded_boundaries.begin() as conn:
-        wipe_editing(conn, registry)
-        found = epci_points(conn)
-        accounts.create_account(conn, "w-admin", "admin", password=PASSWORD)
-        accounts.create_account(conn, "w-contrib", "epci_contributor", password=PASSWORD, epci_siren=found.mine)
-        convention(conn, registry, found.mine, "ascendante", ["wifi_hotspots"],
-                   starts_on=conventions.local_day() - timedelta(days=1))
-    yield found
-    with loaded_boundaries.begin() as conn:
-        wipe_editing(conn, registry)
+    with epci_world(loaded_boundaries, registry, "w") as found:
+        yield found
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from conftest import EPSG2154
 from factories import EDIT_SOURCE, EpciPoints, Factory, account, convention, epci_points, wipe_editing
 from fastapi.testclient import TestClient
 from pyproj import Transformer
@@ -24,7 +25,6 @@ from geo_service.services.publish.ogc_documents import CONFORMANCE
 from geo_service.settings import Settings
 
 ITEMS = "/ogc/collections/wifi_hotspots/items"
-EPSG2154 = "http://www.opengis.net/def/crs/EPSG/0/2154"
 _n = itertools.count(1)
 
 

@@ -6,22 +6,20 @@ queue, and it appears on the public map. Screenshots go to test-output/.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from browser_support import AXE, BROWSER_MARKS, SETTLE_MS, Visit, axe_violations, open_visit, serve_app
-from factories import EpciPoints, convention, epci_points, wipe_editing
+from conftest import PASSWORD
+from factories import EpciPoints, epci_world
 from playwright.sync_api import expect
 from sqlalchemy import Engine, text
 
 from geo_service import vendor
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
-from geo_service.services.editing import accounts, conventions
 from geo_service.settings import Settings
 
-PASSWORD = "un-mot-de-passe-solide"
 LIEU = "Borne de la place du marché (scénario)"
 
 pytestmark = BROWSER_MARKS
@@ -29,17 +27,10 @@ pytestmark = BROWSER_MARKS
 
 @pytest.fixture(scope="module")
 def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciPoints]:
-    with loaded_boundaries.begin() as conn:
-        wipe_editing(conn, registry)
-        found = epci_points(conn)
-        accounts.create_account(conn, "b-admin", "admin", password=PASSWORD)
-        accounts.create_account(conn, "b-contrib", "epci_contributor", password=PASSWORD, epci_siren=found.mine)
-        convention(conn, registry, found.mine, "ascendante", ["wifi_hotspots"],
-                   starts_on=conventions.local_day() - timedelta(days=1), reference="CONV-CAHORS-WIFI")
-    yield found
-    with loaded_boundaries.begin() as conn:
-        conn.execute(text("DELETE FROM wifi_hotspots WHERE lieu = :l OR borne_id LIKE 'PAGE-%'"), {"l": LIEU})
-        wipe_editing(conn, registry)
+    with epci_world(loaded_boundaries, registry, "b", reference="CONV-CAHORS-WIFI") as found:
+        yield found
+        with loaded_boundaries.begin() as conn:
+            conn.execute(text("DELETE FROM wifi_hotspots WHERE lieu = :l OR borne_id LIKE 'PAGE-%'"), {"l": LIEU})
 
 
 @pytest.fixture(scope="module")

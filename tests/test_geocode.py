@@ -3,22 +3,12 @@ typos, ranking, limit, bad queries, and the ``addresses`` table a BAN import fil
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 
 from geo_service.api.resident_models import GeocodeResponse
-from geo_service.main import create_app
 from geo_service.services.resident import geocoder
-from geo_service.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings, demo_territory) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +22,8 @@ def premise(demo_territory, engine: Engine) -> dict:
     return dict(row)
 
 
-def first(client: TestClient, q: str, **params) -> dict:
-    response = client.get("/api/geocode", params={"q": q, **params})
+def first(demo_client: TestClient, q: str, **params) -> dict:
+    response = demo_client.get("/api/geocode", params={"q": q, **params})
     assert response.status_code == 200, response.text
     GeocodeResponse.model_validate(response.json())
     results = response.json()["results"]
@@ -42,14 +32,14 @@ def first(client: TestClient, q: str, **params) -> dict:
 
 
 @pytest.mark.parametrize("q", ["Saint-Céré", "saint cere", "SAINT-CÉRÉ", "st céré", "St-Cere", "ST CERE 46400"])
-def test_accents_case_and_saint_abbreviation(client: TestClient, q: str):
-    best = first(client, q)
+def test_accents_case_and_saint_abbreviation(demo_client: TestClient, q: str):
+    best = first(demo_client, q)
     assert (best["type"], best["name"], best["code_postal"]) == ("commune", "Saint-Céré", "46400")
 
 
-def test_avenue_abbreviation_finds_the_address(client: TestClient, premise: dict):
+def test_avenue_abbreviation_finds_the_address(demo_client: TestClient, premise: dict):
     street = premise["nom_voie"].replace("avenue ", "av ", 1)
-    best = first(client, f"{premise['numero']} {street} figeac")
+    best = first(demo_client, f"{premise['numero']} {street} figeac")
     assert best["type"] == "adresse"
     assert best["label"] == f"{premise['numero']} {premise['nom_voie']}, {premise['code_postal']} Figeac"
     assert best["id"] == f"premises:{premise['imb_id']}"
@@ -68,57 +58,57 @@ def test_usual_street_abbreviations_are_expanded():
 
 @pytest.mark.parametrize("typo,commune", [("Gourdn", "Gourdon"), ("Souilac", "Souillac"), ("Figeak", "Figeac"),
                                           ("Lalbenke", "Lalbenque")])
-def test_a_small_typo_still_finds_the_commune(client: TestClient, typo: str, commune: str):
-    best = first(client, typo)
+def test_a_small_typo_still_finds_the_commune(demo_client: TestClient, typo: str, commune: str):
+    best = first(demo_client, typo)
     assert (best["type"], best["name"]) == ("commune", commune)
     assert best["score"] < 0.7  # found, but said to be an approximate match
 
 
-def test_a_typo_in_the_street_finds_the_address(client: TestClient, premise: dict):
+def test_a_typo_in_the_street_finds_the_address(demo_client: TestClient, premise: dict):
     street = premise["nom_voie"].replace("avenue", "avenu", 1)
-    best = first(client, f"{premise['numero']} {street} figeac")
+    best = first(demo_client, f"{premise['numero']} {street} figeac")
     assert best["id"] == f"premises:{premise['imb_id']}"
 
 
-def test_ranking_commune_first_then_its_streets(client: TestClient):
-    results = client.get("/api/geocode", params={"q": "cahors", "limit": 5}).json()["results"]
+def test_ranking_commune_first_then_its_streets(demo_client: TestClient):
+    results = demo_client.get("/api/geocode", params={"q": "cahors", "limit": 5}).json()["results"]
     assert results[0]["type"] == "commune" and results[0]["name"] == "Cahors"
     assert all(r["commune"] == "Cahors" for r in results[1:])
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
 
 
-def test_three_letters_find_the_largest_commune_first(client: TestClient):
-    assert first(client, "cah")["name"] == "Cahors"
+def test_three_letters_find_the_largest_commune_first(demo_client: TestClient):
+    assert first(demo_client, "cah")["name"] == "Cahors"
 
 
-def test_a_number_makes_the_address_beat_the_street(client: TestClient, premise: dict):
-    results = client.get("/api/geocode", params={
+def test_a_number_makes_the_address_beat_the_street(demo_client: TestClient, premise: dict):
+    results = demo_client.get("/api/geocode", params={
         "q": f"{premise['numero']} {premise['nom_voie']} figeac", "limit": 5}).json()["results"]
     assert results[0]["type"] == "adresse" and results[0]["numero"] == premise["numero"]
 
 
-def test_limit_is_respected_and_bounded(client: TestClient):
-    assert len(client.get("/api/geocode", params={"q": "rue", "limit": 3}).json()["results"]) == 3
-    assert len(client.get("/api/geocode", params={"q": "rue"}).json()["results"]) == geocoder.DEFAULT_LIMIT
-    response = client.get("/api/geocode", params={"q": "rue", "limit": 21})
+def test_limit_is_respected_and_bounded(demo_client: TestClient):
+    assert len(demo_client.get("/api/geocode", params={"q": "rue", "limit": 3}).json()["results"]) == 3
+    assert len(demo_client.get("/api/geocode", params={"q": "rue"}).json()["results"]) == geocoder.DEFAULT_LIMIT
+    response = demo_client.get("/api/geocode", params={"q": "rue", "limit": 21})
     assert response.status_code == 400 and "limit" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("q,mentions", [("", "vide"), ("   ", "vide"), ("x" * 201, "200 caractères")])
-def test_empty_or_too_long_query_is_a_400_in_french(client: TestClient, q: str, mentions: str):
-    response = client.get("/api/geocode", params={"q": q})
+def test_empty_or_too_long_query_is_a_400_in_french(demo_client: TestClient, q: str, mentions: str):
+    response = demo_client.get("/api/geocode", params={"q": q})
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("application/problem+json")
     assert mentions in response.json()["detail"] and response.json()["parameter"] == "q"
 
 
-def test_missing_query_is_a_400(client: TestClient):
-    assert client.get("/api/geocode").status_code == 400
+def test_missing_query_is_a_400(demo_client: TestClient):
+    assert demo_client.get("/api/geocode").status_code == 400
 
 
-def test_script_tags_are_only_text(client: TestClient):
-    response = client.get("/api/geocode", params={"q": "<script>alert(1)</script>"})
+def test_script_tags_are_only_text(demo_client: TestClient):
+    response = demo_client.get("/api/geocode", params={"q": "<script>alert(1)</script>"})
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/json")
     assert response.json() == {"query": "<script>alert(1)</script>", "results": []}
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from conftest import PASSWORD
 from factories import EDIT_SOURCE, EpciPoints, account, epci_points, wipe_editing
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
@@ -21,7 +22,6 @@ from geo_service.services.editing import accounts
 from geo_service.settings import Settings
 
 ITEMS = "/ogc/collections/wifi_hotspots/items"
-PASSWORD = "un-mot-de-passe-solide"
 _n = itertools.count(1)
 
 

@@ -6,16 +6,14 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from import_helpers import FIXTURES, delete_imported, run
+from conftest import CLI
+from import_helpers import CARTEFIBRE, FIXTURES, delete_imported, run
 from sqlalchemy import text
 
-CLI = str(Path(sys.executable).with_name("geo-service"))
-CARTEFIBRE = FIXTURES / "carte_fibre_immeubles_2026_T2_20260902.csv"
 HEADER = ("x,y,imb_id,num_voie,cp_no_voie,type_voie,nom_voie,batiment,code_insee,code_poste,nom_com,catg_loc_imb,"
           "imb_etat,pm_ref,pm_etat,pm_date_mad,code_l331,type_imb,date_completude,date_completude_manquante")
 APP = "geo-service-import-kill-test"

@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from import_helpers import FIXTURES, counts, delete_imported, gzipped, issues, run, warnings
+from import_helpers import CARTEFIBRE, FIXTURES, counts, delete_imported, gzipped, issues, run, warnings
 from sqlalchemy import text
-
-CARTEFIBRE = FIXTURES / "carte_fibre_immeubles_2026_T2_20260902.csv"
 
 
 @pytest.fixture(autouse=True)

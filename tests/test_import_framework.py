@@ -8,7 +8,7 @@ import threading
 from datetime import date
 
 import pytest
-from import_helpers import FIXTURES, gzipped, run
+from import_helpers import CARTEFIBRE, FIXTURES, gzipped, run
 from pyproj import Transformer
 from sqlalchemy import text
 
@@ -17,8 +17,6 @@ from geo_service.services.importers import guess_source_date, kinds
 from geo_service.services.importers.framework import coordinates
 from geo_service.services.importers.framework.csv_table import sniff_delimiter, sniff_encoding
 from geo_service.services.importers.framework.values import dms_to_decimal, parse_date, parse_float, parse_int
-
-CARTEFIBRE = FIXTURES / "carte_fibre_immeubles_2026_T2_20260902.csv"
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from import_helpers import FIXTURES, delete_imported, gzipped, run
+from import_helpers import CARTEFIBRE, FIXTURES, delete_imported, gzipped, run
 from sqlalchemy import Engine
 
 from geo_service.main import create_app
 from geo_service.settings import Settings
 
-CARTEFIBRE = FIXTURES / "carte_fibre_immeubles_2026_T2_20260902.csv"
 MEDNUM = FIXTURES / "lieux-de-mediation-numerique.csv"
 # test-mednum-1 (the médiathèque of Gramat) and IMB/46042/TEST/0001 (12 rue des Lilas, Cahors) in the fixtures.
 GRAMAT = (1.71576, 44.7679)

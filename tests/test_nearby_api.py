@@ -3,23 +3,14 @@ French), bad parameters (400, never 500), and the OpenAPI description."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from geo_service.api.resident_models import NearbyReport
-from geo_service.main import create_app
 from geo_service.settings import Settings
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings, demo_territory) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +24,8 @@ def premise(engine: Engine, demo_territory) -> dict:
     return {**row, "label": f"{row['numero']} {row['nom_voie']}, {row['code_postal']} {row['nom_commune']}"}
 
 
-def test_report_at_a_premise_follows_the_schema(client: TestClient, premise: dict):
-    response = client.get("/api/nearby", params={"lon": premise["lon"], "lat": premise["lat"]})
+def test_report_at_a_premise_follows_the_schema(demo_client: TestClient, premise: dict):
+    response = demo_client.get("/api/nearby", params={"lon": premise["lon"], "lat": premise["lat"]})
     assert response.status_code == 200, response.text
     report = NearbyReport.model_validate(response.json())
     assert report.commune.nom_actuel == "Cahors" and report.commune.epci is not None
@@ -53,7 +44,7 @@ def test_report_at_a_premise_follows_the_schema(client: TestClient, premise: dic
     assert {o.operateur for o in report.mobile.operators} == {"orange", "sfr", "bouygues", "free"}
 
 
-def test_offers_at_the_premise_come_from_ma_connexion_internet(client: TestClient, premise: dict, engine: Engine):
+def test_offers_at_the_premise_come_from_ma_connexion_internet(demo_client: TestClient, premise: dict, engine: Engine):
     """Rows the ARCEP « Ma connexion internet » import writes appear in the fibre section, best technology first."""
     with engine.begin() as conn:
         conn.execute(text(
@@ -61,7 +52,7 @@ def test_offers_at_the_premise_come_from_ma_connexion_internet(client: TestClien
             "source, source_date) VALUES (:imb, 'FRTE', 'CU', 'BHD8', 'test', '2026-06-30'), "
             "(:imb, 'FREE', 'FO', 'THD1G', 'test', '2026-06-30')"), {"imb": premise["imb_id"]})
     try:
-        body = client.get("/api/nearby", params={"lon": premise["lon"], "lat": premise["lat"]}).json()
+        body = demo_client.get("/api/nearby", params={"lon": premise["lon"], "lat": premise["lat"]}).json()
     finally:
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM premise_eligibility WHERE source = 'test'"))
@@ -72,8 +63,8 @@ def test_offers_at_the_premise_come_from_ma_connexion_internet(client: TestClien
     NearbyReport.model_validate(body)
 
 
-def test_report_by_address(client: TestClient, premise: dict):
-    response = client.get("/api/nearby", params={"address": premise["label"]})
+def test_report_by_address(demo_client: TestClient, premise: dict):
+    response = demo_client.get("/api/nearby", params={"address": premise["label"]})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["query"]["address"]["label"] == premise["label"]
@@ -82,37 +73,37 @@ def test_report_by_address(client: TestClient, premise: dict):
     assert "À cette adresse" in body["fibre"]["message"]
 
 
-def test_an_ambiguous_address_says_so(client: TestClient):
-    body = client.get("/api/nearby", params={"address": "1 place de l'église"}).json()
+def test_an_ambiguous_address_says_so(demo_client: TestClient):
+    body = demo_client.get("/api/nearby", params={"address": "1 place de l'église"}).json()
     assert body["query"]["address"]["ambiguous"] is True and body["query"]["address"]["alternatives"]
 
 
-def test_unknown_address_is_a_404_in_french(client: TestClient):
-    response = client.get("/api/nearby", params={"address": "zzxqy wvvt"})
+def test_unknown_address_is_a_404_in_french(demo_client: TestClient):
+    response = demo_client.get("/api/nearby", params={"address": "zzxqy wvvt"})
     assert response.status_code == 404 and response.headers["content-type"].startswith(PROBLEM)
     assert "Aucune adresse" in response.json()["detail"]
 
 
 @pytest.mark.parametrize("lon,lat", [(2.35, 48.85), (1.0, 44.0), (1.9, 45.2), (-1.5, 43.5)])
-def test_a_point_outside_the_territory_is_a_422_in_french(client: TestClient, lon: float, lat: float):
-    response = client.get("/api/nearby", params={"lon": lon, "lat": lat})
+def test_a_point_outside_the_territory_is_a_422_in_french(demo_client: TestClient, lon: float, lat: float):
+    response = demo_client.get("/api/nearby", params={"lon": lon, "lat": lat})
     assert response.status_code == 422
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
     assert body["title"] == "Hors du territoire" and "hors du territoire du Lot" in body["detail"]
 
 
-def test_a_point_just_outside_the_border_is_within_the_tolerance(client: TestClient, engine: Engine,
+def test_a_point_just_outside_the_border_is_within_the_tolerance(demo_client: TestClient, engine: Engine,
                                                                  settings: Settings):
     """North of the northernmost vertex of the outline: 100 m out is tolerated (500 m), 2 km out is not."""
     with engine.connect() as conn:
         lon, lat = conn.execute(text("SELECT ST_X(p), ST_Y(p) FROM (SELECT (ST_DumpPoints(geom)).geom AS p "
                                      "FROM territory) d ORDER BY ST_Y(p) DESC LIMIT 1")).one()
     assert settings.territory.tolerance_m == 500
-    near = client.get("/api/nearby", params={"lon": lon, "lat": lat + 100 / 111_000})
+    near = demo_client.get("/api/nearby", params={"lon": lon, "lat": lat + 100 / 111_000})
     assert near.status_code == 200, near.text
     assert near.json()["commune"] is not None
-    far = client.get("/api/nearby", params={"lon": lon, "lat": lat + 2000 / 111_000})
+    far = demo_client.get("/api/nearby", params={"lon": lon, "lat": lat + 2000 / 111_000})
     assert far.status_code == 422
 
 
@@ -131,8 +122,8 @@ def test_a_point_just_outside_the_border_is_within_the_tolerance(client: TestCli
     ({"address": ""}, "q"),
     ({"address": "x" * 500}, "q"),
 ])
-def test_bad_parameters_are_400_problem_details_in_french(client: TestClient, params: dict, parameter: str):
-    response = client.get("/api/nearby", params=params)
+def test_bad_parameters_are_400_problem_details_in_french(demo_client: TestClient, params: dict, parameter: str):
+    response = demo_client.get("/api/nearby", params=params)
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith(PROBLEM)
     body = response.json()
@@ -141,14 +132,14 @@ def test_bad_parameters_are_400_problem_details_in_french(client: TestClient, pa
                                                     "inférieur", "supérieur")), body["detail"]
 
 
-def test_script_tags_in_the_address_are_only_text(client: TestClient):
-    response = client.get("/api/nearby", params={"address": "<script>alert(1)</script>"})
+def test_script_tags_in_the_address_are_only_text(demo_client: TestClient):
+    response = demo_client.get("/api/nearby", params={"address": "<script>alert(1)</script>"})
     assert response.status_code == 404
     assert response.json()["detail"].count("<script>") == 1  # echoed as JSON text, never as HTML
 
 
-def test_openapi_documents_the_report_and_the_geocoder(client: TestClient):
-    spec = client.get("/openapi.json").json()
+def test_openapi_documents_the_report_and_the_geocoder(demo_client: TestClient):
+    spec = demo_client.get("/openapi.json").json()
     nearby = spec["paths"]["/api/nearby"]["get"]
     assert nearby["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/NearbyReport")
     assert {"400", "404", "422"} <= set(nearby["responses"])

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from factories import CAHORS, OgcFixtures, ogc_fixtures
+from factories import CAHORS, OgcFixtures
 from owslib.ogcapi.features import Features
 from pygeofilter.backends.cql2_json import to_cql2
 from pygeofilter.parsers.cql2_text import parse as pygeofilter_parse
@@ -30,12 +30,7 @@ BBOX = (1.40, 44.40, 1.50, 44.50)  # around Cahors, lon/lat
 
 
 @pytest.fixture(scope="module")
-def fx(engine: Engine, registry: LayerRegistry) -> Iterator[OgcFixtures]:
-    yield from ogc_fixtures(engine, registry)
-
-
-@pytest.fixture(scope="module")
-def server(settings: Settings, fx: OgcFixtures) -> Iterator[str]:
+def server(settings: Settings, ogc_fx: OgcFixtures) -> Iterator[str]:
     """The real app under uvicorn on 127.0.0.1 (free port); yields the /ogc URL.
 
     uvicorn runs in its own process, not a thread: pyogrio calls GDAL without releasing the GIL, so a
@@ -108,7 +103,7 @@ def test_gdal_feature_count_equals_the_database(server: str, engine: Engine, reg
     assert count == db_count(engine, layer_id, published(layer_id, registry))
 
 
-def test_gdal_reads_with_a_bbox_and_an_attribute_filter(server: str, engine: Engine, fx: OgcFixtures):
+def test_gdal_reads_with_a_bbox_and_an_attribute_filter(server: str, engine: Engine, ogc_fx: OgcFixtures):
     where = "statut = 'installee'"
     summary = ogrinfo("-so", "-spat", *map(str, BBOX), "-where", where, f"OAPIF:{server}", "wifi_hotspots")
     count = int(re.search(r"Feature Count: (\d+)", summary).group(1))
@@ -126,12 +121,12 @@ def test_gdal_reads_with_a_bbox_and_an_attribute_filter(server: str, engine: Eng
     assert frame["rows"] == expected
     assert frame["crs"] == "OGC:CRS84"  # our storageCrs, longitude first
     assert frame["statut"] == ["installee"]
-    assert fx.ids["wifi_cahors_mairie"] in frame["ids"] and fx.ids["wifi_hidden"] not in frame["ids"]
+    assert ogc_fx.ids["wifi_cahors_mairie"] in frame["ids"] and ogc_fx.ids["wifi_hidden"] not in frame["ids"]
     assert tuple(frame["mairie"]) == pytest.approx(CAHORS)
 
 
 # -- OWSLib -------------------------------------------------------------------------------------------------
-def test_owslib_collections_items_and_queryables(server: str, registry: LayerRegistry, fx: OgcFixtures):
+def test_owslib_collections_items_and_queryables(server: str, registry: LayerRegistry, ogc_fx: OgcFixtures):
     api = Features(server)
     assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in api.conformance()["conformsTo"]
     assert [c["id"] for c in api.collections()["collections"]] == [la.id for la in registry if la.is_public]
@@ -139,7 +134,7 @@ def test_owslib_collections_items_and_queryables(server: str, registry: LayerReg
     page = api.collection_items("wifi_hotspots", limit=1, source="tests-factory", sortby=("lieu", "asc"))
     assert page["numberMatched"] == 4 and page["numberReturned"] == 1
     assert page["features"][0]["properties"]["lieu"] == "Halle de Gourdon"
-    one = api.collection_item("wifi_hotspots", str(fx.ids["wifi_figeac"]))
+    one = api.collection_item("wifi_hotspots", str(ogc_fx.ids["wifi_figeac"]))
     assert one["properties"]["lieu"] == "Mairie de Figeac"
     queryables = api.collection_queryables("wifi_hotspots")["properties"]
     assert queryables["statut"]["enum"] == ["installee", "programmee", "hors service"]
@@ -161,7 +156,7 @@ ROUND_TRIP = [
 
 
 @pytest.mark.parametrize(("expression", "expected"), ROUND_TRIP, ids=[e for e, _ in ROUND_TRIP])
-def test_cql2_round_trip_through_pygeofilter(server: str, fx: OgcFixtures, expression: str, expected: set[str]):
+def test_cql2_round_trip_through_pygeofilter(server: str, ogc_fx: OgcFixtures, expression: str, expected: set[str]):
     """pygeofilter parses the expression and writes it as CQL2-JSON; the server must select the same features.
 
     pygeofilter 0.4 reads temporal operators infix (``a T_AFTER b``); the server takes the CQL2 1.0
@@ -177,7 +172,7 @@ def test_cql2_round_trip_through_pygeofilter(server: str, fx: OgcFixtures, expre
             "filter": f"({server_text}) AND source = 'tests-factory'", "limit": 100})
     for response in (as_json, as_text):
         assert response.status_code == 200, response.text
-        assert fx.keys("wifi_hotspots", {f["id"] for f in response.json()["features"]}) == expected
+        assert ogc_fx.keys("wifi_hotspots", {f["id"] for f in response.json()["features"]}) == expected
 
 
 # -- Lambert-93 ---------------------------------------------------------------------------------------------

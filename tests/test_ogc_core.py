@@ -6,10 +6,10 @@ other tests (the demo, loaded boundaries).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from factories import CAHORS, Factory, OgcFixtures, ogc_fixtures
+from conftest import CRS84_URI as CRS84
+from conftest import EPSG2154, EPSG4326
+from factories import CAHORS, Factory, OgcFixtures
 from fastapi.testclient import TestClient
 from openapi_spec_validator import validate
 from pyproj import Transformer
@@ -22,20 +22,6 @@ from geo_service.settings import Settings
 
 ITEMS = "/ogc/collections/wifi_hotspots/items"
 MINE = {"source": "tests-factory"}
-EPSG2154 = "http://www.opengis.net/def/crs/EPSG/0/2154"
-EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
-CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-
-
-@pytest.fixture(scope="module")
-def fx(engine: Engine, registry: LayerRegistry) -> Iterator[OgcFixtures]:
-    yield from ogc_fixtures(engine, registry)
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings, fx: OgcFixtures) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 def ids(response) -> set[int]:
@@ -47,8 +33,8 @@ def link(doc: dict, rel: str, type_: str | None = None) -> str:
     return next(lk["href"] for lk in doc["links"] if lk["rel"] == rel and (type_ is None or lk["type"] == type_))
 
 
-def test_landing_links_to_api_conformance_and_data(client: TestClient):
-    r = client.get("/ogc")
+def test_landing_links_to_api_conformance_and_data(ogc_client: TestClient):
+    r = ogc_client.get("/ogc")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
     doc = r.json()
     assert link(doc, "self").endswith("/ogc")
@@ -57,16 +43,16 @@ def test_landing_links_to_api_conformance_and_data(client: TestClient):
     assert link(doc, "data").endswith("/ogc/collections")
 
 
-def test_conformance_declares_the_tested_classes(client: TestClient):
-    conforms = client.get("/ogc/conformance").json()["conformsTo"]
+def test_conformance_declares_the_tested_classes(ogc_client: TestClient):
+    conforms = ogc_client.get("/ogc/conformance").json()["conformsTo"]
     assert conforms == CONFORMANCE
     for part in ("ogcapi-features-1/1.0/conf/core", "ogcapi-features-2/1.0/conf/crs",
                  "ogcapi-features-3/1.0/conf/filter", "cql2/1.0/conf/cql2-text", "cql2/1.0/conf/temporal-functions"):
         assert any(uri.endswith(part) for uri in conforms)
 
 
-def test_openapi_is_a_valid_openapi_30_document(client: TestClient, settings: Settings):
-    r = client.get("/ogc/api")
+def test_openapi_is_a_valid_openapi_30_document(ogc_client: TestClient, settings: Settings):
+    r = ogc_client.get("/ogc/api")
     assert r.headers["content-type"].startswith("application/vnd.oai.openapi+json")
     doc = r.json()
     assert doc["openapi"].startswith("3.0")
@@ -80,9 +66,9 @@ def test_openapi_is_a_valid_openapi_30_document(client: TestClient, settings: Se
     assert wifi["statut"]["schema"]["enum"] == ["installee", "programmee", "hors service"]
 
 
-def test_collections_are_the_public_layers_described_by_their_declarations(client: TestClient,
+def test_collections_are_the_public_layers_described_by_their_declarations(ogc_client: TestClient,
                                                                            registry: LayerRegistry):
-    doc = client.get("/ogc/collections").json()
+    doc = ogc_client.get("/ogc/collections").json()
     by_id = {c["id"]: c for c in doc["collections"]}
     assert list(by_id) == [layer.id for layer in registry if layer.is_public]
     wifi = by_id["wifi_hotspots"]
@@ -93,8 +79,8 @@ def test_collections_are_the_public_layers_described_by_their_declarations(clien
     assert link(wifi, "items", "application/geo+json").endswith(ITEMS)
 
 
-def test_collection_extent_comes_from_the_table(client: TestClient, engine: Engine):
-    doc = client.get("/ogc/collections/wifi_hotspots").json()
+def test_collection_extent_comes_from_the_table(ogc_client: TestClient, engine: Engine):
+    doc = ogc_client.get("/ogc/collections/wifi_hotspots").json()
     x0, y0, x1, y1 = doc["extent"]["spatial"]["bbox"][0]
     with engine.connect() as conn:
         row = conn.execute(text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom) e "
@@ -104,33 +90,33 @@ def test_collection_extent_comes_from_the_table(client: TestClient, engine: Engi
     assert start <= "2019-06-01T00:00:00Z" and end >= "2023-09-01T00:00:00Z"
 
 
-def test_unknown_collection_and_feature_are_404_problems(client: TestClient, fx: OgcFixtures):
+def test_unknown_collection_and_feature_are_404_problems(ogc_client: TestClient, ogc_fx: OgcFixtures):
     for url in ("/ogc/collections/nope", "/ogc/collections/nope/items", f"{ITEMS}/999999999", f"{ITEMS}/abc",
-                f"{ITEMS}/{fx.ids['wifi_hidden']}"):
-        r = client.get(url)
+                f"{ITEMS}/{ogc_fx.ids['wifi_hidden']}"):
+        r = ogc_client.get(url)
         assert r.status_code == 404, url
         assert r.headers["content-type"] == "application/problem+json"
 
 
-def test_items_hide_unpublished_rows_and_count_matches(client: TestClient, fx: OgcFixtures, engine: Engine):
-    r = client.get(ITEMS, params={**MINE, "limit": 100})
+def test_items_hide_unpublished_rows_and_count_matches(ogc_client: TestClient, ogc_fx: OgcFixtures, engine: Engine):
+    r = ogc_client.get(ITEMS, params={**MINE, "limit": 100})
     assert r.headers["content-type"].startswith("application/geo+json")
     doc = r.json()
-    expected = {fx.ids[k] for k in ("wifi_cahors_mairie", "wifi_cahors_eglise", "wifi_figeac", "wifi_gourdon")}
+    expected = {ogc_fx.ids[k] for k in ("wifi_cahors_mairie", "wifi_cahors_eglise", "wifi_figeac", "wifi_gourdon")}
     assert {f["id"] for f in doc["features"]} == expected
     assert doc["numberMatched"] == doc["numberReturned"] == 4
     assert "timeStamp" in doc
     with engine.connect() as conn:
         published = conn.execute(text("SELECT count(*) FROM wifi_hotspots WHERE validation_state = 'published'"))
-        assert client.get(ITEMS).json()["numberMatched"] == published.scalar_one()
+        assert ogc_client.get(ITEMS).json()["numberMatched"] == published.scalar_one()
 
 
-def test_default_limit_and_paging_links(client: TestClient, fx: OgcFixtures, settings: Settings):
-    assert client.get(ITEMS).json()["numberReturned"] <= settings.api.ogc_default_limit
+def test_default_limit_and_paging_links(ogc_client: TestClient, ogc_fx: OgcFixtures, settings: Settings):
+    assert ogc_client.get(ITEMS).json()["numberReturned"] <= settings.api.ogc_default_limit
     seen, url, pages = [], ITEMS, 0
     params = {**MINE, "limit": 3}
     while url:
-        doc = client.get(url, params=params).json()
+        doc = ogc_client.get(url, params=params).json()
         seen += [f["id"] for f in doc["features"]]
         assert doc["numberMatched"] == 4
         if pages == 1:
@@ -139,30 +125,30 @@ def test_default_limit_and_paging_links(client: TestClient, fx: OgcFixtures, set
     assert pages == 2 and len(seen) == len(set(seen)) == 4
 
 
-def test_bbox_in_each_crs_selects_the_same_features(client: TestClient, fx: OgcFixtures):
+def test_bbox_in_each_crs_selects_the_same_features(ogc_client: TestClient, ogc_fx: OgcFixtures):
     lon0, lat0, lon1, lat1 = CAHORS[0] - 0.01, CAHORS[1] - 0.01, CAHORS[0] + 0.01, CAHORS[1] + 0.01
-    cahors = {fx.ids["wifi_cahors_mairie"], fx.ids["wifi_cahors_eglise"]}
-    assert ids(client.get(ITEMS, params={**MINE, "bbox": f"{lon0},{lat0},{lon1},{lat1}"})) == cahors
+    cahors = {ogc_fx.ids["wifi_cahors_mairie"], ogc_fx.ids["wifi_cahors_eglise"]}
+    assert ids(ogc_client.get(ITEMS, params={**MINE, "bbox": f"{lon0},{lat0},{lon1},{lat1}"})) == cahors
     latlon = {"bbox": f"{lat0},{lon0},{lat1},{lon1}", "bbox-crs": EPSG4326}
-    assert ids(client.get(ITEMS, params={**MINE, **latlon})) == cahors
+    assert ids(ogc_client.get(ITEMS, params={**MINE, **latlon})) == cahors
     to_l93 = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
     (x0, x1), (y0, y1) = to_l93.transform([lon0, lon1], [lat0, lat1])
     l93 = {"bbox": f"{min(x0, x1)},{min(y0, y1)},{max(x0, x1)},{max(y0, y1)}", "bbox-crs": EPSG2154}
-    assert ids(client.get(ITEMS, params={**MINE, **l93})) == cahors
+    assert ids(ogc_client.get(ITEMS, params={**MINE, **l93})) == cahors
 
 
-def test_crs_output_and_content_crs_header(client: TestClient, fx: OgcFixtures):
-    one = f"{ITEMS}/{fx.ids['wifi_cahors_mairie']}"
-    r = client.get(one)
+def test_crs_output_and_content_crs_header(ogc_client: TestClient, ogc_fx: OgcFixtures):
+    one = f"{ITEMS}/{ogc_fx.ids['wifi_cahors_mairie']}"
+    r = ogc_client.get(one)
     assert r.headers["content-crs"] == f"<{CRS84}>"
     assert r.json()["geometry"]["coordinates"] == pytest.approx(list(CAHORS))
-    r = client.get(one, params={"crs": EPSG4326})
+    r = ogc_client.get(one, params={"crs": EPSG4326})
     assert r.headers["content-crs"] == f"<{EPSG4326}>"
     assert r.json()["geometry"]["coordinates"] == pytest.approx([CAHORS[1], CAHORS[0]])
-    r = client.get(ITEMS, params={**MINE, "crs": EPSG2154, "bbox": "1.43,44.44,1.45,44.46"})
+    r = ogc_client.get(ITEMS, params={**MINE, "crs": EPSG2154, "bbox": "1.43,44.44,1.45,44.46"})
     assert r.headers["content-crs"] == f"<{EPSG2154}>"
     expected = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True).transform(*CAHORS)
-    mairie = next(f for f in r.json()["features"] if f["id"] == fx.ids["wifi_cahors_mairie"])
+    mairie = next(f for f in r.json()["features"] if f["id"] == ogc_fx.ids["wifi_cahors_mairie"])
     assert mairie["geometry"]["coordinates"] == pytest.approx(list(expected), abs=0.01)
 
 
@@ -174,57 +160,60 @@ def test_crs_output_and_content_crs_header(client: TestClient, fx: OgcFixtures):
     ("2020-01-01/2022-12-31", {"wifi_cahors_eglise"}),
     ("2021-03-15T00:00:00Z/2023-09-01T00:00:00Z", {"wifi_cahors_eglise", "wifi_figeac"}),
 ])
-def test_datetime_filters_on_the_layer_date_field(client: TestClient, fx: OgcFixtures, value: str, keys: set[str]):
-    assert ids(client.get(ITEMS, params={**MINE, "datetime": value})) == {fx.ids[k] for k in keys}
+def test_datetime_filters_on_the_layer_date_field(ogc_client: TestClient, ogc_fx: OgcFixtures, value: str,
+                                                   keys: set[str]):
+    assert ids(ogc_client.get(ITEMS, params={**MINE, "datetime": value})) == {ogc_fx.ids[k] for k in keys}
 
 
-def test_datetime_is_ignored_on_a_layer_without_date(client: TestClient):
+def test_datetime_is_ignored_on_a_layer_without_date(ogc_client: TestClient):
     url = "/ogc/collections/third_places/items"
-    assert ids(client.get(url, params={**MINE, "datetime": "2020-01-01/.."})) == ids(client.get(url, params=MINE))
+    dated = ogc_client.get(url, params={**MINE, "datetime": "2020-01-01/.."})
+    assert ids(dated) == ids(ogc_client.get(url, params=MINE))
 
 
-def test_property_filters_sortby_properties_and_skip_geometry(client: TestClient, fx: OgcFixtures):
-    installed = {fx.ids["wifi_cahors_mairie"], fx.ids["wifi_cahors_eglise"]}
-    assert ids(client.get(ITEMS, params={**MINE, "statut": "installee"})) == installed
-    assert ids(client.get(ITEMS, params={**MINE, "rayon_m": "200"})) == {fx.ids["wifi_figeac"]}
-    assert ids(client.get("/ogc/collections/third_places/items", params={**MINE, "services": "visio"})) == {
-        fx.ids["tl_cahors"]}
-    doc = client.get(ITEMS, params={**MINE, "sortby": "-rayon_m,lieu"}).json()
+def test_property_filters_sortby_properties_and_skip_geometry(ogc_client: TestClient, ogc_fx: OgcFixtures):
+    installed = {ogc_fx.ids["wifi_cahors_mairie"], ogc_fx.ids["wifi_cahors_eglise"]}
+    assert ids(ogc_client.get(ITEMS, params={**MINE, "statut": "installee"})) == installed
+    assert ids(ogc_client.get(ITEMS, params={**MINE, "rayon_m": "200"})) == {ogc_fx.ids["wifi_figeac"]}
+    assert ids(ogc_client.get("/ogc/collections/third_places/items", params={**MINE, "services": "visio"})) == {
+        ogc_fx.ids["tl_cahors"]}
+    doc = ogc_client.get(ITEMS, params={**MINE, "sortby": "-rayon_m,lieu"}).json()
     assert [f["properties"]["rayon_m"] for f in doc["features"]] == [200, 100, 50, None]
-    doc = client.get(ITEMS, params={**MINE, "sortby": "+lieu"}).json()
+    doc = ogc_client.get(ITEMS, params={**MINE, "sortby": "+lieu"}).json()
     names = [f["properties"]["lieu"] for f in doc["features"]]
     assert names == sorted(names)
-    doc = client.get(ITEMS, params={**MINE, "properties": "lieu,statut", "skipGeometry": "true"}).json()
+    doc = ogc_client.get(ITEMS, params={**MINE, "properties": "lieu,statut", "skipGeometry": "true"}).json()
     assert all(set(f["properties"]) == {"lieu", "statut"} and f["geometry"] is None for f in doc["features"])
 
 
-def test_html_by_accept_header_or_f_and_json_otherwise(client: TestClient, fx: OgcFixtures):
+def test_html_by_accept_header_or_f_and_json_otherwise(ogc_client: TestClient, ogc_fx: OgcFixtures):
     browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
     for url in ("/ogc", "/ogc/conformance", "/ogc/collections", "/ogc/collections/wifi_hotspots", ITEMS,
-                f"{ITEMS}/{fx.ids['wifi_cahors_eglise']}", "/ogc/collections/wifi_hotspots/queryables"):
-        r = client.get(url, headers=browser)
+                f"{ITEMS}/{ogc_fx.ids['wifi_cahors_eglise']}", "/ogc/collections/wifi_hotspots/queryables"):
+        r = ogc_client.get(url, headers=browser)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), url
         assert '<html lang="fr">' in r.text
-        assert client.get(url, params={"f": "json"}, headers=browser).headers["content-type"].startswith("application/")
-        assert client.get(url, headers={"Accept": "*/*"}).headers["content-type"].startswith("application/")
-    page = client.get(f"{ITEMS}/{fx.ids['wifi_cahors_eglise']}", params={"f": "html"}).text
+        as_json = ogc_client.get(url, params={"f": "json"}, headers=browser)
+        assert as_json.headers["content-type"].startswith("application/")
+        assert ogc_client.get(url, headers={"Accept": "*/*"}).headers["content-type"].startswith("application/")
+    page = ogc_client.get(f"{ITEMS}/{ogc_fx.ids['wifi_cahors_eglise']}", params={"f": "html"}).text
     assert "Place de l&#39;église" in page and "En service" in page  # the code's French label
 
 
-def test_etag_last_modified_and_304(client: TestClient, settings: Settings, registry: LayerRegistry,
+def test_etag_last_modified_and_304(ogc_client: TestClient, settings: Settings, registry: LayerRegistry,
                                     engine: Engine):
     for url in ("/ogc/collections", ITEMS, "/ogc/collections/wifi_hotspots/queryables"):
-        r = client.get(url)
+        r = ogc_client.get(url)
         assert r.headers["cache-control"] == f"public, max-age={settings.api.cache_max_age_s}"
-        again = client.get(url, headers={"If-None-Match": r.headers["etag"]})
+        again = ogc_client.get(url, headers={"If-None-Match": r.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
-    first = client.get(ITEMS)
+    first = ogc_client.get(ITEMS)
     assert "last-modified" in first.headers
     factory = Factory(registry)
     with engine.begin() as conn:
         factory.feature(conn, "wifi_hotspots", CAHORS, lieu="Borne ajoutée", statut="installee")
     try:
-        changed = client.get(ITEMS, headers={"If-None-Match": first.headers["etag"]})
+        changed = ogc_client.get(ITEMS, headers={"If-None-Match": first.headers["etag"]})
         assert changed.status_code == 200 and changed.headers["etag"] != first.headers["etag"]
     finally:
         with engine.begin() as conn:
@@ -232,7 +221,7 @@ def test_etag_last_modified_and_304(client: TestClient, settings: Settings, regi
 
 
 def test_restricted_layers_and_fields_are_invisible_to_the_public(settings: Settings, registry: LayerRegistry,
-                                                                  fx: OgcFixtures):
+                                                                  ogc_fx: OgcFixtures):
     def restrict(layer_id: str, **update):
         return registry.get(layer_id).model_copy(update=update)
 
@@ -246,7 +235,7 @@ def test_restricted_layers_and_fields_are_invisible_to_the_public(settings: Sett
     with TestClient(app) as c:
         assert "wifi_hotspots" not in {col["id"] for col in c.get("/ogc/collections").json()["collections"]}
         assert c.get(ITEMS).status_code == 404
-        assert c.get(f"{ITEMS}/{fx.ids['wifi_cahors_mairie']}").status_code == 404
+        assert c.get(f"{ITEMS}/{ogc_fx.ids['wifi_cahors_mairie']}").status_code == 404
         places = c.get("/ogc/collections/third_places/items", params=MINE).json()["features"]
         assert places and all("telephone" not in f["properties"] for f in places)
         assert "telephone" not in c.get("/ogc/collections/third_places/queryables").json()["properties"]
@@ -290,10 +279,10 @@ BAD_REQUESTS = [
 
 
 @pytest.mark.parametrize(("url", "params", "parameter"), BAD_REQUESTS)
-def test_bad_input_is_a_400_problem_naming_the_parameter(client: TestClient, url: str, params: dict,
-                                                         parameter: str, fx: OgcFixtures):
-    url = url.replace("/items/1", f"/items/{fx.ids['wifi_cahors_mairie']}")
-    r = client.get(url, params=params)
+def test_bad_input_is_a_400_problem_naming_the_parameter(ogc_client: TestClient, url: str, params: dict,
+                                                         parameter: str, ogc_fx: OgcFixtures):
+    url = url.replace("/items/1", f"/items/{ogc_fx.ids['wifi_cahors_mairie']}")
+    r = ogc_client.get(url, params=params)
     assert r.status_code == 400, r.text
     assert r.headers["content-type"] == "application/problem+json"
     problem = r.json()

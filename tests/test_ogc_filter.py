@@ -7,49 +7,35 @@ so both encodings are held to one expected answer.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from factories import CAHORS, FIGEAC, OgcFixtures, ogc_fixtures
+from conftest import EPSG2154, EPSG4326
+from conftest import WIFI_ITEMS as WIFI
+from factories import CAHORS, FIGEAC, OgcFixtures
 from fastapi.testclient import TestClient
 from pyproj import Transformer
-from sqlalchemy import Engine
 
 from geo_service.layers import LayerRegistry
-from geo_service.main import create_app
-from geo_service.settings import Settings
 
-WIFI = "/ogc/collections/wifi_hotspots/items"
 MINE_TEXT = "source = 'tests-factory'"
 MINE_JSON = {"op": "=", "args": [{"property": "source"}, "tests-factory"]}
 P, D = {"property": "date_mise_en_service"}, {"property": "geometry"}
 ALL = {"wifi_cahors_mairie", "wifi_cahors_eglise", "wifi_figeac", "wifi_gourdon"}
 
 
-@pytest.fixture(scope="module")
-def fx(engine: Engine, registry: LayerRegistry) -> Iterator[OgcFixtures]:
-    yield from ogc_fixtures(engine, registry)
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings, fx: OgcFixtures) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
-
-
-def select(client: TestClient, fx: OgcFixtures, url: str, params: dict) -> set[str]:
+def select(ogc_client: TestClient, ogc_fx: OgcFixtures, url: str, params: dict) -> set[str]:
     """The fixture keys of the features a request returns."""
-    r = client.get(url, params={"limit": 1000, **params})
+    r = ogc_client.get(url, params={"limit": 1000, **params})
     assert r.status_code == 200, r.text
     layer_id = url.split("/")[3]
-    return fx.keys(layer_id, {f["id"] for f in r.json()["features"]})
+    return ogc_fx.keys(layer_id, {f["id"] for f in r.json()["features"]})
 
 
-def both(client: TestClient, fx: OgcFixtures, text: str, cql_json: dict, url: str = WIFI,
+def both(ogc_client: TestClient, ogc_fx: OgcFixtures, text: str, cql_json: dict, url: str = WIFI,
          **params: str) -> set[str]:
     """Run a condition in CQL2-text and CQL2-JSON (each ANDed with "is a fixture row"); they must agree."""
-    as_text = select(client, fx, url, {"filter": f"({text}) AND {MINE_TEXT}", **params})
-    as_json = select(client, fx, url, {"filter": json.dumps({"op": "and", "args": [cql_json, MINE_JSON]}),
+    as_text = select(ogc_client, ogc_fx, url, {"filter": f"({text}) AND {MINE_TEXT}", **params})
+    as_json = select(ogc_client, ogc_fx, url, {"filter": json.dumps({"op": "and", "args": [cql_json, MINE_JSON]}),
                                        "filter-lang": "cql2-json", **params})
     assert as_text == as_json, (text, as_text, as_json)
     return as_text
@@ -96,9 +82,9 @@ COMPARISONS = [
 
 
 @pytest.mark.parametrize(("text", "cql_json", "expected"), COMPARISONS, ids=[c[0] for c in COMPARISONS])
-def test_comparison_like_in_between_null(client: TestClient, fx: OgcFixtures, text: str, cql_json: dict,
+def test_comparison_like_in_between_null(ogc_client: TestClient, ogc_fx: OgcFixtures, text: str, cql_json: dict,
                                          expected: set[str]):
-    assert both(client, fx, text, cql_json) == expected
+    assert both(ogc_client, ogc_fx, text, cql_json) == expected
 
 
 TEMPORAL = [
@@ -140,9 +126,9 @@ TEMPORAL = [
 
 
 @pytest.mark.parametrize(("text", "cql_json", "expected"), TEMPORAL, ids=[c[0] for c in TEMPORAL])
-def test_temporal_functions_on_the_date_field(client: TestClient, fx: OgcFixtures, text: str, cql_json: dict,
+def test_temporal_functions_on_the_date_field(ogc_client: TestClient, ogc_fx: OgcFixtures, text: str, cql_json: dict,
                                               expected: set[str]):
-    assert both(client, fx, text, cql_json) == expected
+    assert both(ogc_client, ogc_fx, text, cql_json) == expected
 
 
 def _square(lon: float, lat: float, d: float) -> list:
@@ -171,40 +157,40 @@ SPATIAL = [
 
 
 @pytest.mark.parametrize(("text", "cql_json", "expected"), SPATIAL, ids=[c[0][:40] for c in SPATIAL])
-def test_spatial_functions(client: TestClient, fx: OgcFixtures, text: str, cql_json: dict, expected: set[str]):
-    assert both(client, fx, text, cql_json) == expected
+def test_spatial_functions(ogc_client: TestClient, ogc_fx: OgcFixtures, text: str, cql_json: dict, expected: set[str]):
+    assert both(ogc_client, ogc_fx, text, cql_json) == expected
 
 
-def test_s_contains_on_polygons(client: TestClient, fx: OgcFixtures):
+def test_s_contains_on_polygons(ogc_client: TestClient, ogc_fx: OgcFixtures):
     url = "/ogc/collections/communes/items"
     point = f"POINT({CAHORS[0]} {CAHORS[1]})"
-    assert select(client, fx, url, {"filter": f"S_CONTAINS(geometry, {point})"}) == {"commune_a"}
+    assert select(ogc_client, ogc_fx, url, {"filter": f"S_CONTAINS(geometry, {point})"}) == {"commune_a"}
     line = f"LINESTRING({CAHORS[0]} {CAHORS[1]}, {FIGEAC[0]} {FIGEAC[1]})"
-    assert select(client, fx, url, {"filter": f"S_CROSSES(geometry, {line})"}) == {"commune_a", "commune_b"}
+    assert select(ogc_client, ogc_fx, url, {"filter": f"S_CROSSES(geometry, {line})"}) == {"commune_a", "commune_b"}
 
 
-def test_filter_crs_lambert93_and_lat_lon(client: TestClient, fx: OgcFixtures):
+def test_filter_crs_lambert93_and_lat_lon(ogc_client: TestClient, ogc_fx: OgcFixtures):
     to_l93 = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
     x, y = to_l93.transform(*CAHORS)
     text = f"S_INTERSECTS(geometry, BBOX({x - 500}, {y - 500}, {x + 500}, {y + 500}))"
     cahors = {"wifi_cahors_mairie", "wifi_cahors_eglise"}
-    assert both(client, fx, text, {"op": "s_intersects", "args": [D, {"bbox": [x - 500, y - 500, x + 500, y + 500]}]},
-                **{"filter-crs": "http://www.opengis.net/def/crs/EPSG/0/2154"}) == cahors
+    box = {"op": "s_intersects", "args": [D, {"bbox": [x - 500, y - 500, x + 500, y + 500]}]}
+    assert both(ogc_client, ogc_fx, text, box, **{"filter-crs": EPSG2154}) == cahors
     lat_lon = f"S_INTERSECTS(geometry, POINT({FIGEAC[1]} {FIGEAC[0]}))"
-    assert select(client, fx, WIFI, {"filter": lat_lon, "filter-crs": "http://www.opengis.net/def/crs/EPSG/0/4326"}) \
-        == {"wifi_figeac"}
+    assert select(ogc_client, ogc_fx, WIFI, {"filter": lat_lon, "filter-crs": EPSG4326}) == {"wifi_figeac"}
 
 
-def test_list_properties_filter_by_membership(client: TestClient, fx: OgcFixtures):
+def test_list_properties_filter_by_membership(ogc_client: TestClient, ogc_fx: OgcFixtures):
     url = "/ogc/collections/third_places/items"
-    assert select(client, fx, url, {"filter": "services = 'visio'"}) == {"tl_cahors"}
-    assert select(client, fx, url, {"filter": "services IN ('fablab', 'bureaux')"}) == {"tl_figeac"}
+    assert select(ogc_client, ogc_fx, url, {"filter": "services = 'visio'"}) == {"tl_cahors"}
+    assert select(ogc_client, ogc_fx, url, {"filter": "services IN ('fablab', 'bureaux')"}) == {"tl_figeac"}
     contains = {"op": "a_contains", "args": [{"property": "services"}, ["coworking", "visio"]]}
-    assert select(client, fx, url, {"filter": json.dumps(contains), "filter-lang": "cql2-json"}) == {"tl_cahors"}
+    as_json = {"filter": json.dumps(contains), "filter-lang": "cql2-json"}
+    assert select(ogc_client, ogc_fx, url, as_json) == {"tl_cahors"}
 
 
-def test_queryables_are_a_json_schema_of_the_declared_fields(client: TestClient, registry: LayerRegistry):
-    r = client.get("/ogc/collections/wifi_hotspots/queryables")
+def test_queryables_are_a_json_schema_of_the_declared_fields(ogc_client: TestClient, registry: LayerRegistry):
+    r = ogc_client.get("/ogc/collections/wifi_hotspots/queryables")
     assert r.headers["content-type"].startswith("application/schema+json")
     schema = r.json()
     layer = registry.get("wifi_hotspots")
@@ -217,7 +203,7 @@ def test_queryables_are_a_json_schema_of_the_declared_fields(client: TestClient,
     assert props["rayon_m"]["type"] == "integer" and props["rayon_m"]["maximum"] == 500
     assert props["date_mise_en_service"]["format"] == "date"
     assert props["date_mise_en_service"]["x-ogc-role"] == "primary-instant"
-    services = client.get("/ogc/collections/third_places/queryables").json()["properties"]["services"]
+    services = ogc_client.get("/ogc/collections/third_places/queryables").json()["properties"]["services"]
     assert services["type"] == "array" and "visio" in services["items"]["enum"]
 
 
@@ -241,8 +227,8 @@ FILTER_ERRORS = [
 
 
 @pytest.mark.parametrize(("expression", "lang", "mentions"), FILTER_ERRORS, ids=[e[0][:40] for e in FILTER_ERRORS])
-def test_filter_errors_are_400_with_the_reason(client: TestClient, expression: str, lang: str, mentions: str):
-    r = client.get(WIFI, params={"filter": expression, "filter-lang": lang})
+def test_filter_errors_are_400_with_the_reason(ogc_client: TestClient, expression: str, lang: str, mentions: str):
+    r = ogc_client.get(WIFI, params={"filter": expression, "filter-lang": lang})
     assert r.status_code == 400, r.text
     problem = r.json()
     assert problem["parameter"] == "filter"

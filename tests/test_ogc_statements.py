@@ -11,32 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from factories import CAHORS, FIGEAC, OgcFixtures, account, ogc_fixtures
+from conftest import EPSG2154, EPSG4326
+from factories import CAHORS, FIGEAC, OgcFixtures, account
 from fastapi.testclient import TestClient
 from pyproj import Transformer
 from sqlalchemy import Engine, text
 
 from geo_service.api.problems import version_etag
-from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
 from geo_service.settings import Settings
 
 ITEMS = "/ogc/collections/wifi_hotspots/items"
 PREMISES = "/ogc/collections/premises/items"
-EPSG2154 = "http://www.opengis.net/def/crs/EPSG/0/2154"
-EPSG4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"
 EDITOR = "ogc-statements-editor"
-
-
-@pytest.fixture(scope="module")
-def fx(engine: Engine, registry: LayerRegistry) -> Iterator[OgcFixtures]:
-    yield from ogc_fixtures(engine, registry)
-
-
-@pytest.fixture(scope="module")
-def client(settings: Settings, fx: OgcFixtures) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
@@ -63,29 +50,29 @@ def comparable(response) -> dict:
     return doc
 
 
-def test_a_box_alone_pages_as_the_same_box_given_as_a_filter(client: TestClient, fx: OgcFixtures):
+def test_a_box_alone_pages_as_the_same_box_given_as_a_filter(ogc_client: TestClient, ogc_fx: OgcFixtures):
     x0, y0, x1, y1 = around(CAHORS)
     as_filter = {"filter": f"S_INTERSECTS(geometry, BBOX({x0}, {y0}, {x1}, {y1}))"}
     for extra in ({}, {"crs": EPSG2154}, {"crs": EPSG4326}, {"sortby": "-rayon_m,lieu"}, {"limit": "1"},
                   {"limit": "1", "offset": "1"}, {"properties": "lieu,statut", "skipGeometry": "true"}):
-        boxed = client.get(ITEMS, params={"bbox": f"{x0},{y0},{x1},{y1}", **extra})
-        filtered = client.get(ITEMS, params={**as_filter, **extra})
+        boxed = ogc_client.get(ITEMS, params={"bbox": f"{x0},{y0},{x1},{y1}", **extra})
+        filtered = ogc_client.get(ITEMS, params={**as_filter, **extra})
         assert comparable(boxed) == comparable(filtered), extra
         assert boxed.headers["content-crs"] == filtered.headers["content-crs"]
-    ids = {f["id"] for f in client.get(ITEMS, params={"bbox": f"{x0},{y0},{x1},{y1}"}).json()["features"]}
-    assert {fx.ids["wifi_cahors_mairie"], fx.ids["wifi_cahors_eglise"]} <= ids
-    assert fx.ids["wifi_hidden"] not in ids and fx.ids["wifi_figeac"] not in ids
+    ids = {f["id"] for f in ogc_client.get(ITEMS, params={"bbox": f"{x0},{y0},{x1},{y1}"}).json()["features"]}
+    assert {ogc_fx.ids["wifi_cahors_mairie"], ogc_fx.ids["wifi_cahors_eglise"]} <= ids
+    assert ogc_fx.ids["wifi_hidden"] not in ids and ogc_fx.ids["wifi_figeac"] not in ids
 
 
-def test_reused_statements_take_each_request_s_values(client: TestClient, fx: OgcFixtures):
+def test_reused_statements_take_each_request_s_values(ogc_client: TestClient, ogc_fx: OgcFixtures):
     """The page statement is compiled once per shape: a second box, CRS or page must not get the first's."""
     def ids(**params: str) -> set[int]:
-        return {f["id"] for f in comparable(client.get(ITEMS, params=params))["features"]}
+        return {f["id"] for f in comparable(ogc_client.get(ITEMS, params=params))["features"]}
 
     cahors, figeac = (",".join(map(str, around(p))) for p in (CAHORS, FIGEAC))
     first = ids(bbox=cahors)
-    assert fx.ids["wifi_cahors_mairie"] in first and fx.ids["wifi_figeac"] not in first
-    assert fx.ids["wifi_figeac"] in ids(bbox=figeac) and fx.ids["wifi_cahors_mairie"] not in ids(bbox=figeac)
+    assert ogc_fx.ids["wifi_cahors_mairie"] in first and ogc_fx.ids["wifi_figeac"] not in first
+    assert ogc_fx.ids["wifi_figeac"] in ids(bbox=figeac) and ogc_fx.ids["wifi_cahors_mairie"] not in ids(bbox=figeac)
     assert ids(bbox=cahors) == first
     to_l93 = Transformer.from_crs("EPSG:4326", "EPSG:2154", always_xy=True)
     for point in (CAHORS, FIGEAC):
@@ -93,54 +80,54 @@ def test_reused_statements_take_each_request_s_values(client: TestClient, fx: Og
         (a, b), (c, d) = to_l93.transform([lon0, lon1], [lat0, lat1])
         l93 = ids(bbox=f"{min(a, b)},{min(c, d)},{max(a, b)},{max(c, d)}", **{"bbox-crs": EPSG2154})
         assert l93 == ids(bbox=",".join(map(str, (lon0, lat0, lon1, lat1))))
-    whole = comparable(client.get(ITEMS, params={"bbox": cahors}))
-    pages = [comparable(client.get(ITEMS, params={"bbox": cahors, "limit": "1", "offset": str(i)}))
+    whole = comparable(ogc_client.get(ITEMS, params={"bbox": cahors}))
+    pages = [comparable(ogc_client.get(ITEMS, params={"bbox": cahors, "limit": "1", "offset": str(i)}))
              for i in range(whole["numberMatched"] + 1)]
     assert [f for page in pages for f in page["features"]] == whole["features"]
     assert all(page["numberMatched"] == whole["numberMatched"] for page in pages)
     assert [page["numberReturned"] for page in pages] == [1] * whole["numberMatched"] + [0]
 
 
-def test_the_page_s_etag_and_last_modified_match_those_read_before_it(client: TestClient, fx: OgcFixtures):
+def test_the_page_s_etag_and_last_modified_match_those_read_before_it(ogc_client: TestClient, ogc_fx: OgcFixtures):
     """Without a conditional header the layer's state comes in the page's statement; with one, it is read
     first. Both give the same validators, and each answers the other's revalidation with a 304."""
     for params in ({"bbox": ",".join(map(str, around(CAHORS)))}, {"limit": "2"}, {"statut": "installee"}):
-        plain = client.get(ITEMS, params=params)
-        conditional = client.get(ITEMS, params=params, headers={"If-None-Match": '"autre"'})
+        plain = ogc_client.get(ITEMS, params=params)
+        conditional = ogc_client.get(ITEMS, params=params, headers={"If-None-Match": '"autre"'})
         assert comparable(plain) == comparable(conditional)
         for name in ("etag", "last-modified", "cache-control", "vary", "content-crs"):
             assert plain.headers[name] == conditional.headers[name], name
-        assert client.get(ITEMS, params=params, headers={"If-None-Match": plain.headers["etag"]}).status_code == 304
-        since = client.get(ITEMS, params=params, headers={"If-Modified-Since": plain.headers["last-modified"]})
+        assert ogc_client.get(ITEMS, params=params, headers={"If-None-Match": plain.headers["etag"]}).status_code == 304
+        since = ogc_client.get(ITEMS, params=params, headers={"If-Modified-Since": plain.headers["last-modified"]})
         assert since.status_code == 304 and since.headers["etag"] == plain.headers["etag"]
 
 
-def test_a_feature_s_etag_names_its_version_only_when_it_is_published(client: TestClient, fx: OgcFixtures,
+def test_a_feature_s_etag_names_its_version_only_when_it_is_published(ogc_client: TestClient, ogc_fx: OgcFixtures,
                                                                        engine: Engine, editor_token: str):
     with engine.connect() as conn:
         version = conn.execute(text("SELECT version FROM wifi_hotspots WHERE fid = :f"),
-                               {"f": fx.ids["wifi_cahors_mairie"]}).scalar_one()
-    url = f"{ITEMS}/{fx.ids['wifi_cahors_mairie']}"
-    published = client.get(url)
+                               {"f": ogc_fx.ids["wifi_cahors_mairie"]}).scalar_one()
+    url = f"{ITEMS}/{ogc_fx.ids['wifi_cahors_mairie']}"
+    published = ogc_client.get(url)
     assert published.headers["etag"] == version_etag(version)
-    assert client.get(url, headers={"If-None-Match": version_etag(version)}).status_code == 304
+    assert ogc_client.get(url, headers={"If-None-Match": version_etag(version)}).status_code == 304
     # Another representation (HTML, another CRS, restricted fields) names the version with a suffix.
     for params, headers in (({"f": "html"}, {}), ({"crs": EPSG2154}, {}),
                             ({}, {"Authorization": f"Bearer {editor_token}"})):
-        other = client.get(url, params=params, headers=headers)
+        other = ogc_client.get(url, params=params, headers=headers)
         assert other.headers["etag"].startswith(f'"v{version}-') and other.headers["etag"] != published.headers["etag"]
-    assert client.get(url, headers={"Authorization": f"Bearer {editor_token}"}).headers["cache-control"] == \
+    assert ogc_client.get(url, headers={"Authorization": f"Bearer {editor_token}"}).headers["cache-control"] == \
         "private, no-cache"
     # A proposal is not a published feature: hidden, whatever its version.
-    assert client.get(f"{ITEMS}/{fx.ids['wifi_hidden']}").status_code == 404
+    assert ogc_client.get(f"{ITEMS}/{ogc_fx.ids['wifi_hidden']}").status_code == 404
 
 
-def test_a_feature_of_a_layer_without_versions_has_an_etag_of_its_content(client: TestClient, fx: OgcFixtures):
-    url = f"/ogc/collections/communes/items/{fx.ids['commune_a']}"
-    r = client.get(url)
+def test_a_feature_of_a_layer_without_versions_has_an_etag_of_its_content(ogc_client: TestClient, ogc_fx: OgcFixtures):
+    url = f"/ogc/collections/communes/items/{ogc_fx.ids['commune_a']}"
+    r = ogc_client.get(url)
     assert r.status_code == 200 and r.json()["properties"]["nom"] == "Testville"
     assert not r.headers["etag"].startswith('"v')
-    assert client.get(url, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
+    assert ogc_client.get(url, headers={"If-None-Match": r.headers["etag"]}).status_code == 304
 
 
 @pytest.mark.parametrize(("query", "parameter", "mentions"), [
@@ -152,16 +139,16 @@ def test_a_feature_of_a_layer_without_versions_has_an_etag_of_its_content(client
     ("limit=ten&limit=1", "limit", "répété"),
     ("limit=ten&f=xml", "limit", "un nombre entier est attendu"),  # checked before the format
 ])
-def test_limit_and_offset_are_checked_as_integers_first(client: TestClient, query: str, parameter: str,
+def test_limit_and_offset_are_checked_as_integers_first(ogc_client: TestClient, query: str, parameter: str,
                                                         mentions: str):
-    r = client.get(f"{ITEMS}?{query}")
+    r = ogc_client.get(f"{ITEMS}?{query}")
     assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
     assert r.json()["parameter"] == parameter and mentions in r.json()["detail"]
-    assert client.get(f"/ogc/collections/nope/items?{query}").status_code == 404  # the collection comes first
+    assert ogc_client.get(f"/ogc/collections/nope/items?{query}").status_code == 404  # the collection comes first
 
 
-def test_openapi_still_documents_every_standard_items_parameter(client: TestClient):
-    operation = client.get("/openapi.json").json()["paths"]["/ogc/collections/{collectionId}/items"]["get"]
+def test_openapi_still_documents_every_standard_items_parameter(ogc_client: TestClient):
+    operation = ogc_client.get("/openapi.json").json()["paths"]["/ogc/collections/{collectionId}/items"]["get"]
     parameters = {p["name"]: p for p in operation["parameters"]}
     assert set(parameters) == {"collectionId", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "filter",
                                "filter-lang", "filter-crs", "sortby", "properties", "skipGeometry", "f"}
@@ -171,10 +158,10 @@ def test_openapi_still_documents_every_standard_items_parameter(client: TestClie
     assert parameters["bbox-crs"]["schema"]["title"] == "Bbox-Crs"
 
 
-def test_a_dropped_read_connection_is_replaced(settings: Settings, fx: OgcFixtures, engine: Engine):
+def test_a_dropped_read_connection_is_replaced(settings: Settings, ogc_fx: OgcFixtures, engine: Engine):
     """The read engine has no ping: a connection the server closed fails once, and is retried on a new one."""
     with TestClient(create_app(settings)) as c:
-        url = f"{ITEMS}/{fx.ids['wifi_figeac']}"
+        url = f"{ITEMS}/{ogc_fx.ids['wifi_figeac']}"
         assert c.get(url).status_code == 200
         read_engine = c.app.state.read_engine
         with read_engine.connect() as conn:
@@ -185,10 +172,10 @@ def test_a_dropped_read_connection_is_replaced(settings: Settings, fx: OgcFixtur
         assert r.status_code == 200 and r.json()["properties"]["lieu"] == "Mairie de Figeac"
 
 
-def test_premises_page_and_feature_hide_nothing_they_showed_before(client: TestClient, fx: OgcFixtures):
+def test_premises_page_and_feature_hide_nothing_they_showed_before(ogc_client: TestClient, ogc_fx: OgcFixtures):
     """Restricted fields stay out of anonymous answers on both fast paths, as the collection declares them."""
-    public = set(client.get("/ogc/collections/premises/queryables").json()["properties"]) - {"geometry"}
-    page = client.get(PREMISES, params={"bbox": "1.43,44.44,1.45,44.46"}).json()
+    public = set(ogc_client.get("/ogc/collections/premises/queryables").json()["properties"]) - {"geometry"}
+    page = ogc_client.get(PREMISES, params={"bbox": "1.43,44.44,1.45,44.46"}).json()
     assert page["features"] and all(set(f["properties"]) == public for f in page["features"])
-    feature = client.get(f"{PREMISES}/{fx.ids['premise_0']}").json()
+    feature = ogc_client.get(f"{PREMISES}/{ogc_fx.ids['premise_0']}").json()
     assert set(feature["properties"]) == public

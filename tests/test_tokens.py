@@ -12,7 +12,8 @@ from datetime import timedelta
 import pytest
 from browser_support import CHROMIUM, serve_app, serve_folder
 from click.testing import CliRunner
-from factories import EDIT_SOURCE, EpciPoints, epci_points, wipe_editing
+from conftest import PASSWORD
+from factories import EDIT_SOURCE, EpciPoints, epci_world
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
@@ -23,18 +24,11 @@ from geo_service.services.editing import accounts
 from geo_service.services.editing.conventions import LOCAL_TIME
 from geo_service.settings import AuthSettings, Settings
 
-PASSWORD = "un-mot-de-passe-solide"
-
 
 @pytest.fixture(scope="module")
 def points(loaded_boundaries: Engine, registry: LayerRegistry) -> Iterator[EpciPoints]:
-    with loaded_boundaries.begin() as conn:
-        wipe_editing(conn, registry)
-        found = epci_points(conn)
-        accounts.create_account(conn, "t-admin", "admin", password=PASSWORD)
-    yield found
-    with loaded_boundaries.begin() as conn:
-        wipe_editing(conn, registry)
+    with epci_world(loaded_boundaries, registry, "t", contributor=False) as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
