@@ -276,3 +276,25 @@ def test_a_trusted_proxy_says_the_request_came_over_https(settings: Settings, lo
     with TestClient(create_app(behind), base_url="http://localhost", client=(PROXY, 41000)) as proxy:
         assert "strict-transport-security" in proxy.get("/healthz", headers={"X-Forwarded-Proto": "https"}).headers
         assert "strict-transport-security" not in proxy.get("/healthz").headers
+
+
+def test_an_unexpected_error_is_a_french_problem_with_the_strict_headers(settings):
+    """A fault of ours (none is known) is answered outside the headers middleware: it carries them itself."""
+    from fastapi.testclient import TestClient
+
+    from geo_service.main import create_app
+
+    app = create_app(settings)
+
+    @app.get("/__panne")
+    def broken() -> None:
+        raise RuntimeError("panne")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.get("/__panne")
+    assert answer.status_code == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["detail"] == "Erreur interne du service : elle a été consignée"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+    assert "panne" not in answer.text

@@ -108,8 +108,22 @@ def problem_of(exc: ServiceError) -> JSONResponse:
     return response
 
 
+# An unexpected error is answered by Starlette's outermost middleware, outside SecurityHeaders: its answer
+# carries the strictest headers itself (it has no page to frame, no script to run).
+_FAULT_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+                  "Referrer-Policy": "strict-origin-when-cross-origin",
+                  "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'", "Cache-Control": "no-store"}
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error leaves as problem details; the mapping lives here and nowhere else."""
+
+    @app.exception_handler(Exception)
+    async def _fault(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        response = problem(500, "Erreur interne", "Erreur interne du service : elle a été consignée")
+        response.headers.update(_FAULT_HEADERS)
+        return response
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
