@@ -323,3 +323,15 @@ def test_a_page_of_another_site_cannot_spend_cached_basic_credentials(browser, s
             finally:
                 context.close()
     assert is_deleted(loaded_boundaries, fid)
+
+
+def test_an_authorization_header_of_another_scheme_is_a_401_with_the_bearer_challenge(settings):
+    from fastapi.testclient import TestClient
+
+    from geo_service.main import create_app
+
+    with TestClient(create_app(settings)) as client:
+        answer = client.post("/ogc/collections/wifi_hotspots/items", json={}, headers={"Authorization": "Digest abc"})
+    assert answer.status_code == 401
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert "non reconnu" in answer.json()["detail"]

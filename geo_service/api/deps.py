@@ -162,8 +162,7 @@ def _token_from_header(value: str) -> tuple[str, str]:
             token = ""
         if token:
             return "basic", token
-    raise Unauthenticated("En-tête Authorization non reconnu : « Bearer <jeton> » attendu",
-                          headers=rights.BEARER_CHALLENGE)
+    raise Unauthenticated("En-tête Authorization non reconnu : « Bearer <jeton> » attendu")
 
 
 # A JSON body: what no HTML form can send, and what a script of another site can only send after a CORS
