@@ -88,6 +88,8 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/ogc/tiles/{tileMatrixSetId}/tilejson.json"): PUBLIC_READ_WHO,
     ("GET", "/ogc/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"): TILE_WHO,
     ("GET", "/tiles/{layerId}/{z}/{x}/{y}.mvt"): TILE_WHO,
+    # The self-hosted base map is no one's data: the route reads no account. The matrix's settings host none (404).
+    ("GET", "/basemap/{tileset}/{z}/{x}/{y}.{ext}"): same(404),
     ("OPTIONS", "/ogc/collections/{collectionId}/items"): expect(204, 401, 401, 204, 204, 204, 204),
     ("OPTIONS", "/ogc/collections/{collectionId}/items/{featureId}"): expect(204, 401, 401, 204, 204, 204, 204),
     # OGC API Part 4: only editors and administrators change EPCI B's bornes; the contributor of EPCI A is
@@ -278,6 +280,7 @@ def _calls() -> dict[tuple[str, str], Callable[[Matrix, TestClient, Actor], Call
         ("GET", "/map/report"): lambda m, c, a: ("/map/report", {"params": dict(zip(("lon", "lat"), m.world.inside,
                                                                                      strict=True))}),
         ("GET", "/static"): lambda m, c, a: ("/static/vendor/leaflet/leaflet.js", {}),
+        ("GET", "/basemap/{tileset}/{z}/{x}/{y}.{ext}"): lambda m, c, a: ("/basemap/plan/8/128/92.png", {}),
         ("GET", "/ogc/collections/{collectionId}/items/{featureId}"):
             lambda m, c, a: (f"{ITEMS}/{m.world.features['borne_other_epci']}", {}),
         ("OPTIONS", "/ogc/collections/{collectionId}/items/{featureId}"):
