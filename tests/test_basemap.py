@@ -133,7 +133,7 @@ def test_bounds_come_from_the_tiles_when_the_metadata_has_none(lot_mbtiles):
         db.execute("DELETE FROM metadata WHERE name = 'bounds'")
     west, south, east, north = mbtiles_archive.read_info(path).bounds
     assert west <= LOT[0] and south <= LOT[1] and east >= LOT[2] and north >= LOT[3]
-    assert east - west < 3 and north - south < 3  # the z8 tiles, not the world
+    assert east - west < 2 and north - south < 1.5  # the z10 tiles' extent, not the z8 ones nor the world
 
 
 @pytest.mark.parametrize(("spoil", "message"), [
@@ -144,6 +144,8 @@ def test_bounds_come_from_the_tiles_when_the_metadata_has_none(lot_mbtiles):
     ("DELETE FROM tiles", "aucune tuile"),
     ("UPDATE metadata SET value = '1,2,x' WHERE name = 'bounds'", "bounds"),
     ("UPDATE metadata SET value = '10,50,1,40' WHERE name = 'bounds'", "bounds"),
+    ("UPDATE tiles SET zoom_level = 'huit' WHERE zoom_level = 8", "niveaux de zoom"),
+    ("UPDATE tiles SET zoom_level = 40 WHERE zoom_level = 10", "niveaux de zoom"),
 ])
 def test_files_that_are_not_usable_mbtiles_are_refused(lot_mbtiles, spoil: str, message: str):
     path, _ = lot_mbtiles

@@ -92,7 +92,7 @@ def _format(metadata: dict[str, str]) -> str:
     return fmt
 
 
-def _bounds(metadata: dict[str, str], conn: sqlite3.Connection, min_zoom: int) -> Bbox:
+def _bounds(metadata: dict[str, str], conn: sqlite3.Connection, max_zoom: int) -> Bbox:
     raw = metadata.get("bounds")
     if raw:
         try:
@@ -102,12 +102,13 @@ def _bounds(metadata: dict[str, str], conn: sqlite3.Connection, min_zoom: int) -
         if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
             raise MbtilesError(f"métadonnée « bounds » hors des limites du globe : « {raw} »")
         return west, south, east, north
-    # No bounds said: the extent of the tiles of the least zoom.
+    # No bounds said: the extent of the tiles of the deepest zoom, the closest to the data (as GDAL does).
+    zoom = max_zoom
     col_min, col_max, row_min, row_max = conn.execute(
         "SELECT min(tile_column), max(tile_column), min(tile_row), max(tile_row) FROM tiles WHERE zoom_level = ?",
-        (min_zoom,)).fetchone()
-    west, north = tile_corner(min_zoom, col_min, flip_row(min_zoom, row_max))
-    east, south = tile_corner(min_zoom, col_max + 1, flip_row(min_zoom, row_min) + 1)
+        (zoom,)).fetchone()
+    west, north = tile_corner(zoom, col_min, flip_row(zoom, row_max))
+    east, south = tile_corner(zoom, col_max + 1, flip_row(zoom, row_min) + 1)
     return west, south, east, north
 
 
@@ -122,10 +123,10 @@ def read_info(path: Path) -> MbtilesInfo:
         count, least, most = conn.execute("SELECT count(*), min(zoom_level), max(zoom_level) FROM tiles").fetchone()
         if not count:
             raise MbtilesError("le fichier ne contient aucune tuile")
-        if not (0 <= least <= most <= MAX_ZOOM):
+        if not (isinstance(least, int) and isinstance(most, int) and 0 <= least <= most <= MAX_ZOOM):
             raise MbtilesError(f"niveaux de zoom {least} à {most} hors de 0 à {MAX_ZOOM}")
         return MbtilesInfo(path=path, name=metadata.get("name", ""), format=fmt, min_zoom=int(least),
-                           max_zoom=int(most), bounds=_bounds(metadata, conn, int(least)), tile_count=int(count),
+                           max_zoom=int(most), bounds=_bounds(metadata, conn, int(most)), tile_count=int(count),
                            attribution=metadata.get("attribution", "").strip())
 
 
@@ -170,4 +171,7 @@ def read_tile(path: Path, zoom: int, x: int, y: int) -> bytes | None:
     with _read_only(path) as conn:
         row = conn.execute("SELECT tile_data FROM tiles WHERE zoom_level = ? AND tile_column = ? AND tile_row = ?",
                            (zoom, x, flip_row(zoom, y))).fetchone()
-    return bytes(row[0]) if row and row[0] is not None else None
+    data = row[0] if row else None
+    if isinstance(data, str):  # SQLite keeps what it was given: a file written as text still holds the bytes
+        return data.encode("utf-8", "surrogateescape")
+    return bytes(data) if isinstance(data, bytes | memoryview) else None
