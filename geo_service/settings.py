@@ -87,7 +87,7 @@ class TileSettings(BaseModel):
 
 
 class MapSettings(BaseModel):
-    """The resident map (``/map``)."""
+    """The resident map (``/map``), and the base map under every map of the service."""
 
     # The base map under every map (services/basemap/basemap_choice.py): "ign-plan" (IGN Plan v2, Géoplateforme),
     # "osm" (OpenStreetMap-compatible tiles), "self-hosted" (the MBTiles of `geo-service basemap install`),

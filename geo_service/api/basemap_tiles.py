@@ -31,7 +31,7 @@ def basemap_tile(request: Request, settings: SettingsDep, tileset: str, z: str, 
     source = basemap_of(request).hosted(tileset) if tileset in TILESETS else None
     if source is None or source.file is None:
         raise NotFound(f"Pas de fond de carte hébergé « {tileset} » sur ce service")
-    fmt = source.url.rsplit(".", 1)[-1]
+    fmt = source.format
     if ext != fmt:
         raise NotFound(f"Les tuiles de ce fond de carte sont au format {fmt}, pas « {ext} »")
     try:

@@ -56,6 +56,7 @@ class TileSource:
     max_zoom: int = 19  # deepest tiles that exist: Leaflet enlarges them beyond
     bounds: mbtiles_archive.Bbox | None = None  # where tiles exist (self-hosted): Leaflet asks for no others
     file: Path | None = None  # the MBTiles of a self-hosted source
+    format: str = "png"  # of a self-hosted source's tiles (the extension its URL ends with)
 
     def for_page(self, base_path: str) -> dict:
         """What a map script needs, with a self-hosted URL under the service's path prefix."""
@@ -121,7 +122,7 @@ def _hosted(settings: MapSettings, tileset: str, problems: list[str]) -> TileSou
     attribution = settings.basemap_attribution if tileset == "plan" and settings.basemap_attribution else \
         info.attribution or SELF_HOSTED_ATTRIBUTION
     return TileSource(tileset, TILESETS[tileset], TILE_PATH.format(tileset=tileset, format=info.format),
-                      attribution, info.min_zoom, info.max_zoom, info.bounds, path)
+                      attribution, info.min_zoom, info.max_zoom, info.bounds, path, info.format)
 
 
 def _plan(settings: MapSettings, problems: list[str]) -> TileSource | None:

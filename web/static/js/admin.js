@@ -17,7 +17,8 @@
   }
   document.querySelectorAll(".admin-map").forEach(function (el) {
     var map = L.map(el, { scrollWheelZoom: false });
-    var streets = window.lotBasemap.addTo(map, false);  // basemap.js: the configured plan, if any
+    // basemap.js (loaded before this script by the pages with a map): the configured plan, if any.
+    var streets = window.lotBasemap ? window.lotBasemap.addTo(map, false) : false;
     var base = el.getAttribute("data-base") || "";
     fetch(base + "/api/layers/epci").then(function (r) { return r.ok ? r.json() : null; }).then(function (fc) {
       if (fc) {

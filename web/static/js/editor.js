@@ -24,7 +24,7 @@
 
   var map = L.map("editor-map", { zoomControl: true }).setView([44.62, 1.65], 9);
   // The plan, and the aerial photographs to place a borne on the right façade (basemap.js; none if not configured).
-  window.lotBasemap.addTo(map, true);
+  if (window.lotBasemap) { window.lotBasemap.addTo(map, true); }
   map.pm.setLang("fr");
   var features = L.featureGroup().addTo(map);
 
