@@ -6,6 +6,7 @@ The layer registry is validated and the connection pool opened once, in the life
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from geo_service.api import (
     admin_login,
     admin_people,
     admin_review,
+    basemap_tiles,
     docs,
     embed_pages,
     health,
@@ -38,10 +40,11 @@ from geo_service.api import resident_api as nearby_api
 from geo_service.api.deps import SESSION_COOKIE
 from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated, TrustedHosts
 from geo_service.api.problems import install_problem_handlers
-from geo_service.api.security_headers import SecurityHeaders, SecurityPolicy, tile_source
+from geo_service.api.security_headers import SecurityHeaders, SecurityPolicy
 from geo_service.db import make_engine, make_read_engine
 from geo_service.layers import LayerRegistry
 from geo_service.services.app_caches import AppCaches
+from geo_service.services.basemap import basemap_choice
 from geo_service.settings import Settings
 
 
@@ -49,6 +52,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Validate layer files now: a bad declaration must stop start-up, naming file and field.
     registry = LayerRegistry.from_dir(settings.layers_dir)
+    # The base map of every map, read once (a self-hosted file installed again needs a restart to change format).
+    basemap = basemap_choice.resolve(settings.map)
+    for warning in basemap_choice.start_up_warnings(basemap, settings.mode):
+        logging.getLogger("geo_service").warning(warning)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -77,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.registry = registry
+    app.state.basemap = basemap
     install_problem_handlers(app)
     # Signs the pre-login CSRF tokens (api/admin_login.py). Production refuses to start without one (settings);
     # in development a random key per process is enough (login forms then last as long as the process).
@@ -93,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(TrustedHosts, allowed_hosts=settings.allowed_hosts)
     app.add_middleware(SecurityHeaders, policy=SecurityPolicy(
         framable={"/map/embed": settings.map.embed_frame_ancestors},
-        image_sources=[s for s in [tile_source(settings.map.basemap_url)] if s],
+        image_sources=basemap.image_sources(),
         hsts=settings.mode == "production"))
     if settings.trusted_proxies:
         # uvicorn's own handling stays off (cli/app.py serve): here, tests see the same as production.
@@ -115,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_import.router)
     app.include_router(export_api.router)
     app.include_router(tile_routes.router)
+    app.include_router(basemap_tiles.router)
     app.include_router(docs.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)

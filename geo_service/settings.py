@@ -87,12 +87,22 @@ class TileSettings(BaseModel):
 
 
 class MapSettings(BaseModel):
-    """The resident map (``/map``)."""
+    """The resident map (``/map``), and the base map under every map of the service."""
 
-    # A raster tile URL ({z}/{x}/{y}); empty by default because no request may leave the machine:
-    # the background is then drawn from our own communes and EPCI layers.
+    # The base map under every map (services/basemap/basemap_choice.py): "ign-plan" (IGN Plan v2, Géoplateforme),
+    # "osm" (OpenStreetMap-compatible tiles), "self-hosted" (the MBTiles of `geo-service basemap install`),
+    # "custom" (basemap_url), "none". Empty: "custom" if basemap_url is set, else "none" in test mode (the
+    # tests never leave the machine) and "ign-plan" otherwise.
+    basemap: str = Field(default="", pattern="^(|ign-plan|osm|self-hosted|custom|none)$")
+    # A raster tile URL ({z}/{x}/{y}, {s} allowed) for "custom", or another OSM-compatible server for "osm".
     basemap_url: str = ""
+    # Replaces the preset's attribution (required with "custom"; shown on the map and in the page).
     basemap_attribution: str = ""
+    # Aerial photographs offered in the editor: "ign-ortho" (ORTHOIMAGERY.ORTHOPHOTOS), "self-hosted", "none";
+    # empty: "ign-ortho" with the IGN Plan, "self-hosted" with a self-hosted plan if a photo file is installed.
+    aerial: str = Field(default="", pattern="^(|ign-ortho|self-hosted|none)$")
+    # Where `geo-service basemap install` puts the self-hosted files (plan.mbtiles, photo.mbtiles).
+    basemap_dir: Path = PROJECT_ROOT / "data" / "basemap"
     # Layers with more features than this are loaded by bounding box, and only from `dense_min_zoom` on.
     dense_layer_threshold: int = Field(default=5000, ge=1)
     dense_min_zoom: int = Field(default=14, ge=0, le=20)
@@ -186,6 +196,14 @@ class Settings(BaseSettings):
         if self.mode == "production" and not self.public_base_url:
             raise ValueError("GEO_SERVICE_PUBLIC_BASE_URL doit être défini en mode production "
                              "(adresse publique du service, ex. https://carto.lot.fr)")
+        return self
+
+    @model_validator(mode="after")
+    def _basemap_of_the_mode(self) -> Settings:
+        # Tests run offline (the browser tests check that no request leaves 127.0.0.1); a developer and a resident
+        # see the IGN Plan unless a deployment chose otherwise.
+        if not self.map.basemap and not self.map.basemap_url:
+            self.map = self.map.model_copy(update={"basemap": "none" if self.mode == "test" else "ign-plan"})
         return self
 
     @property

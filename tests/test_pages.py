@@ -145,13 +145,16 @@ def test_our_templates_and_assets_name_no_outside_url(settings: Settings):
 
 
 def test_basemap_is_opt_in():
-    """No tile server by default (nothing may leave the machine); a configured one is drawn by Folium."""
+    """No tile server unless one is chosen (Settings picks it by mode, tests/test_basemap.py); a chosen one is
+    drawn by Folium."""
     bounds = ((44.2, 0.98), (45.05, 2.21))
     default = map_page.build_folium(bounds, MapSettings(), "/static", "Carte")
     assert "tileLayer" not in default.script
     tiled = map_page.build_folium(bounds, MapSettings(basemap_url="/tuiles/{z}/{x}/{y}.png",
                                                        basemap_attribution="Fond : test"), "/static", "Carte")
     assert "L.tileLayer" in tiled.script and "/tuiles/{z}/{x}/{y}.png" in tiled.script
+    ign = map_page.build_folium(bounds, MapSettings(basemap="ign-plan"), "/static", "Carte")
+    assert "GEOGRAPHICALGRIDSYSTEMS.PLANIGNV2" in ign.script and "ORTHOPHOTOS" not in ign.script  # plan only
 
 
 def test_dense_layers_are_chosen_by_their_size(conn: Connection, caches: AppCaches, loaded_boundaries: Engine):

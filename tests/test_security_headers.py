@@ -12,8 +12,8 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from geo_service.api.security_headers import tile_source
 from geo_service.main import create_app
+from geo_service.services.basemap.basemap_choice import tile_source
 from geo_service.settings import AuthSettings, MapSettings, Settings
 
 # Plausible values for the path parameters of every route: the answer may be a 4xx, it must carry the headers.

@@ -22,6 +22,7 @@ from geo_service.db import postgis_version
 from geo_service.errors import Forbidden, NotFound, Unauthenticated
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services.app_caches import AppCaches
+from geo_service.services.basemap.basemap_choice import BasemapChoice
 from geo_service.services.editing import accounts, rights
 from geo_service.services.editing.accounts import ANONYMOUS_PRINCIPAL, Principal
 from geo_service.services.publish.read_access import ANONYMOUS, Reader
@@ -62,6 +63,11 @@ def registry_of(request: Request) -> LayerRegistry:
 def caches_of(request: Request) -> AppCaches:
     """The application's caches (services/app_caches.py), built in the lifespan."""
     return request.app.state.caches
+
+
+def basemap_of(request: Request) -> BasemapChoice:
+    """The base map the settings chose (services/basemap/basemap_choice.py), resolved in ``create_app``."""
+    return request.app.state.basemap
 
 
 def engine_of(request: Request) -> Engine:

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep, caches_of
+from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep, basemap_of, caches_of
 from geo_service.api.router_helpers import templates_for
 from geo_service.api.urls import site_url
 from geo_service.services.resident import embed_options, map_page
@@ -36,7 +36,7 @@ def embed_page(request: Request, conn: ConnectionDep, registry: RegistryDep, set
     base = _base(request)
     options = embed_options.parse_options(registry, layers, lat, lon, zoom, lang)
     page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.name, base_path=base,
-                                   lang=options.lang)
+                                   lang=options.lang, basemap=basemap_of(request))
     page.config["locate"] = False  # geolocation inside a foreign page needs the host's permission
     groups = [map_page.LayerGroupView(g.title, [replace(v, visible=True) for v in g.layers if v.id in options.layers])
               for g in page.groups]

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep, caches_of
+from geo_service.api.deps import ConnectionDep, RegistryDep, SettingsDep, basemap_of, caches_of
 from geo_service.api.problems import status_of
 from geo_service.api.router_helpers import templates_for
 from geo_service.errors import InvalidParameter, ServiceError
@@ -30,7 +30,8 @@ def resident_map(request: Request, conn: ConnectionDep, registry: RegistryDep, s
     """The resident map: layer toggles and legend from the registry; map.js fetches the features."""
     # Root-relative URLs that still work when the service is mounted under a prefix by a proxy.
     base = request.scope.get("root_path", "").rstrip("/")
-    page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.name, base_path=base)
+    page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.name, base_path=base,
+                                   basemap=basemap_of(request))
     return templates_for(settings.web_dir).TemplateResponse(request, "map/index.html", {"page": page, "base": base})
 
 

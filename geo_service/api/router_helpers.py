@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from geo_service.api.deps import secret_key_of
+from geo_service.api.deps import basemap_of, secret_key_of
 from geo_service.api.problems import status_of, version_etag
 from geo_service.api.security_headers import csp_nonce
 from geo_service.api.urls import absolute_url
@@ -198,8 +198,7 @@ def page(request: Request, settings: Settings, principal: Principal, template: s
     response = templates_for(settings.web_dir).TemplateResponse(
         request, template, {"base": base, "static": f"{base}/static", "me": principal,
                             "csrf_token": csrf_token(request, principal),
-                            "basemap": {"url": settings.map.basemap_url,
-                                        "attribution": settings.map.basemap_attribution},
+                            "basemap": basemap_of(request).for_page(base),
                             **context},
         status_code=status, headers={"Cache-Control": "no-store", **(headers or {})})
     if new_nonce:

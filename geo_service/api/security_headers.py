@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -47,19 +46,6 @@ def _nonce(state: dict) -> str:
     return state[NONCE_KEY]
 
 
-def tile_source(url_template: str) -> str | None:
-    """The CSP source of a raster tile URL template (``https://{s}.tile.example.org/{z}/{x}/{y}.png`` →
-    ``https://*.tile.example.org``), or None for an empty or relative one (already 'self')."""
-    parts = urlsplit(url_template)
-    if not parts.scheme or not parts.netloc:
-        return None
-    host = parts.netloc.rsplit("@", 1)[-1]
-    labels = host.split(".")
-    if labels[0].startswith("{"):  # a subdomain template ({s}): CSP's wildcard, the leftmost label only
-        labels[0] = "*"
-    return f"{parts.scheme}://{'.'.join(labels)}"
-
-
 def route_path(scope: Scope) -> str:
     """The path inside the app (without the ``root_path`` a proxy mounted it under)."""
     path, root = scope["path"], scope.get("root_path", "")
@@ -74,7 +60,8 @@ class SecurityPolicy:
 
     # Exact paths that other sites may frame → their CSP frame-ancestors sources (settings.map.embed_frame_ancestors).
     framable: dict[str, list[str]] = field(default_factory=dict)
-    # Image sources beyond 'self' and data: (the configured base map's tile server).
+    # Image sources beyond 'self' and data: the configured base map's outside tile server, if any
+    # (services/basemap/basemap_choice.py); Leaflet loads raster tiles as <img>, so connect-src stays 'self'.
     image_sources: list[str] = field(default_factory=list)
     # Strict-Transport-Security on requests that came over https (production).
     hsts: bool = False

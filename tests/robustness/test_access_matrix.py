@@ -22,12 +22,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
+from mbtiles_maker import make_mbtiles
 from sqlalchemy import text
 
 from geo_service.main import create_app
 from geo_service.services.editing import accounts, conventions, feature_writes
 from geo_service.services.editing.accounts import Principal
 from geo_service.services.editing.feature_writes import EditContext, EditRules
+from geo_service.settings import MapSettings
 from robustness.support import World, build_world, scratch_database
 
 ROLES = ("anonymous", "revoked_token", "disabled_account", "expired_convention", "contributor_a_on_b", "editor",
@@ -88,6 +90,8 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/ogc/tiles/{tileMatrixSetId}/tilejson.json"): PUBLIC_READ_WHO,
     ("GET", "/ogc/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"): TILE_WHO,
     ("GET", "/tiles/{layerId}/{z}/{x}/{y}.mvt"): TILE_WHO,
+    # The self-hosted base map (a small MBTiles, below) is no one's data: the route reads no account.
+    ("GET", "/basemap/{tileset}/{z}/{x}/{y}.{ext}"): same(200),
     ("OPTIONS", "/ogc/collections/{collectionId}/items"): expect(204, 401, 401, 204, 204, 204, 204),
     ("OPTIONS", "/ogc/collections/{collectionId}/items/{featureId}"): expect(204, 401, 401, 204, 204, 204, 204),
     # OGC API Part 4: only editors and administrators change EPCI B's bornes; the contributor of EPCI A is
@@ -278,6 +282,7 @@ def _calls() -> dict[tuple[str, str], Callable[[Matrix, TestClient, Actor], Call
         ("GET", "/map/report"): lambda m, c, a: ("/map/report", {"params": dict(zip(("lon", "lat"), m.world.inside,
                                                                                      strict=True))}),
         ("GET", "/static"): lambda m, c, a: ("/static/vendor/leaflet/leaflet.js", {}),
+        ("GET", "/basemap/{tileset}/{z}/{x}/{y}.{ext}"): lambda m, c, a: ("/basemap/plan/8/128/92.png", {}),
         ("GET", "/ogc/collections/{collectionId}/items/{featureId}"):
             lambda m, c, a: (f"{ITEMS}/{m.world.features['borne_other_epci']}", {}),
         ("OPTIONS", "/ogc/collections/{collectionId}/items/{featureId}"):
@@ -368,8 +373,11 @@ def app_routes(app: FastAPI) -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def matrix(settings, registry, boundaries_dir, tmp_path_factory) -> Iterator[tuple[Matrix, TestClient]]:
     with scratch_database(settings, "access") as scratch:
-        scratch = scratch.model_copy(update={"editing": scratch.editing.model_copy(
-            update={"upload_dir": tmp_path_factory.mktemp("uploads")})})
+        basemap_dir = tmp_path_factory.mktemp("basemap")
+        make_mbtiles(basemap_dir / "plan.mbtiles", (1.0, 44.2, 2.2, 45.05), zooms=(8,))
+        scratch = scratch.model_copy(update={
+            "editing": scratch.editing.model_copy(update={"upload_dir": tmp_path_factory.mktemp("uploads")}),
+            "map": MapSettings(basemap="self-hosted", basemap_dir=basemap_dir)})
         world = build_world(scratch, registry, boundaries_dir)
         today = conventions.local_day()
         with world.engine.begin() as conn:

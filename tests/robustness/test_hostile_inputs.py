@@ -88,7 +88,8 @@ QUERY_PARAMETERS = [
 ]
 PATH_TEMPLATES = ["/ogc/collections/{}/items", ITEMS + "/{}", "/api/layers/{}", "/api/export/{}",
                   "/tiles/{}/8/128/93.mvt", "/ogc/collections/{}/queryables", "/admin/api/history/{}/1",
-                  "/ogc/collections/wifi_hotspots/tiles/WebMercatorQuad/{}/93/128"]
+                  "/ogc/collections/wifi_hotspots/tiles/WebMercatorQuad/{}/93/128", "/basemap/{}/8/128/92.png",
+                  "/basemap/plan/{}/128/92.png", "/basemap/plan/8/128/92.{}"]
 SEARCHED = {"lieu", "statut", "q", "address", "commune", "epci"}
 
 

@@ -22,6 +22,8 @@ from sqlalchemy import Connection, text
 
 from geo_service.layers import LayerDecl
 from geo_service.services.app_caches import AppCaches
+from geo_service.services.basemap import basemap_choice
+from geo_service.services.basemap.basemap_choice import BasemapChoice
 from geo_service.services.publish import layer_geojson, layer_state
 from geo_service.settings import MapSettings
 
@@ -235,8 +237,8 @@ def _layer_config(layer: LayerDecl, dense: bool) -> dict[str, Any]:
 
 
 def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
-                 aria_label: str) -> FoliumParts:
-    """Render the Folium map (no tiles unless a basemap is configured) centred on the territory.
+                 aria_label: str, basemap: BasemapChoice | None = None, base_path: str = "") -> FoliumParts:
+    """Render the Folium map centred on the territory, over the base map the settings chose (none: no tiles).
 
     The fit to the territory is map.js's (``config.bounds``), done without animation: Folium's ``fit_bounds``
     animates from the initial zoom, and Leaflet drops every ``setView`` asked during a zoom animation — a
@@ -246,9 +248,14 @@ def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
     (south, west), (north, east) = bounds
     m = LocalMap(aria_label=aria_label, js=js, css=css, location=[(south + north) / 2, (west + east) / 2],
                  zoom_start=9, tiles=None, zoom_control=False, control_scale=False)
-    if settings.basemap_url:
-        folium.TileLayer(tiles=settings.basemap_url, attr=settings.basemap_attribution or "Fond de carte",
-                         name="Fond de carte").add_to(m)
+    plan = (basemap or basemap_choice.resolve(settings)).plan
+    if plan is not None:
+        tiles = plan.for_page(base_path)
+        # Leaflet enlarges the deepest tiles beyond max_native_zoom, and asks for none outside a file's bounds.
+        options = {"min_native_zoom": plan.min_zoom, "max_native_zoom": plan.max_zoom, "max_zoom": MAX_ZOOM}
+        if tiles["bounds"]:
+            options["bounds"] = tiles["bounds"]
+        folium.TileLayer(tiles=tiles["url"], attr=plan.attribution, name=plan.label, **options).add_to(m)
     figure = m.get_root()
     figure.render()
     # Branca adds a <meta http-equiv> charset; our base template declares it once already.
@@ -258,7 +265,7 @@ def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
 
 
 def build_map_page(conn: Connection, caches: AppCaches, settings: MapSettings, territory: str,
-                   base_path: str = "", lang: str = "fr") -> MapPage:
+                   base_path: str = "", lang: str = "fr", basemap: BasemapChoice | None = None) -> MapPage:
     """Everything ``map/index.html`` needs: grouped toggles with legends, the Folium map and map.js's config."""
     registry = caches.registry
     public = [layer for layer in registry if layer.is_public]
@@ -278,13 +285,15 @@ def build_map_page(conn: Connection, caches: AppCaches, settings: MapSettings, t
 
     aria_label = f"Carte du territoire ({territory}) : infrastructures et services numériques"
     bounds = cached_territory_bounds(conn, caches, background, states)
-    parts = build_folium(bounds, settings, f"{base_path}/static", aria_label)
+    basemap = basemap or basemap_choice.resolve(settings)
+    parts = build_folium(bounds, settings, f"{base_path}/static", aria_label, basemap, base_path)
     config = {
         "mapName": parts.map_name,
         "bounds": [list(corner) for corner in bounds],
         "api": f"{base_path}/api/layers",
         "denseMinZoom": settings.dense_min_zoom,
-        "basemapAttribution": (settings.basemap_attribution or "Fond de carte") if settings.basemap_url else None,
+        # With a base map, the communes are drawn as outlines over it rather than as the land.
+        "basemapAttribution": basemap.plan.attribution if basemap.plan else None,
         "background": [{"id": layer.id, "attribution": layer.attribution, "color": layer.style.color}
                        for layer in background],
         "layers": [_layer_config(layer, layer.id in dense) for layer in public],

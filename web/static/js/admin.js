@@ -1,5 +1,5 @@
 /* /admin mini maps: the published geometry (grey) and the proposed one (blue), over the EPCI outlines.
-   Geometries come from data-before / data-after (GeoJSON written by the server); no tile server is called. */
+   Geometries come from data-before / data-after (GeoJSON written by the server), over the configured base map. */
 (function () {
   "use strict";
   function parse(el, name) {
@@ -15,12 +15,10 @@
       }
     });
   }
-  var frame = document.querySelector(".admin[data-basemap]");
-  var basemap = frame ? JSON.parse(frame.getAttribute("data-basemap")) : {};
   document.querySelectorAll(".admin-map").forEach(function (el) {
     var map = L.map(el, { scrollWheelZoom: false });
-    // A raster background only when one is configured (settings.map.basemap_url): no request leaves otherwise.
-    if (basemap.url) { L.tileLayer(basemap.url, { attribution: basemap.attribution, maxZoom: 19 }).addTo(map); }
+    // basemap.js (loaded before this script by the pages with a map): the configured plan, if any.
+    var streets = window.lotBasemap ? window.lotBasemap.addTo(map, false) : false;
     var base = el.getAttribute("data-base") || "";
     fetch(base + "/api/layers/epci").then(function (r) { return r.ok ? r.json() : null; }).then(function (fc) {
       if (fc) {
@@ -33,7 +31,7 @@
     if (after) { layerOf(after, "#000091").addTo(group); }
     group.addTo(map);
     if (group.getLayers().length) {
-      map.fitBounds(group.getBounds().pad(0.5), { maxZoom: basemap.url ? 17 : 11 });
+      map.fitBounds(group.getBounds().pad(0.5), { maxZoom: streets ? 17 : 11 });
     } else {
       map.setView([44.6, 1.6], 8);
     }

@@ -23,10 +23,8 @@
   var current = null;
 
   var map = L.map("editor-map", { zoomControl: true }).setView([44.62, 1.65], 9);
-  var frame = document.querySelector(".admin[data-basemap]");
-  var basemap = frame ? JSON.parse(frame.getAttribute("data-basemap")) : {};
-  // A raster background only when one is configured (settings.map.basemap_url): no request leaves otherwise.
-  if (basemap.url) { L.tileLayer(basemap.url, { attribution: basemap.attribution, maxZoom: 19 }).addTo(map); }
+  // The plan, and the aerial photographs to place a borne on the right façade (basemap.js; none if not configured).
+  if (window.lotBasemap) { window.lotBasemap.addTo(map, true); }
   map.pm.setLang("fr");
   var features = L.featureGroup().addTo(map);
 

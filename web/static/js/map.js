@@ -138,7 +138,10 @@
     if (demo) badgeEl.hidden = false;
   }
 
-  // ---- background drawn from our own boundary layers (no outside tiles) ---------------------------------
+  // ---- background drawn from our own boundary layers, over the base map when one is configured ------------
+  // Without a base map (settings.map.basemap = none) the communes are the land; with one, outlines only, so the
+  // streets stay readable.
+  var landFill = !config.basemapAttribution;
 
   map.createPane("fond");
   map.getPane("fond").style.zIndex = 250;  // under overlays (400) and markers (600)
@@ -149,7 +152,7 @@
         pane: "fond", interactive: false,
         // The first boundary layer (communes) is the land; the next ones (EPCI) draw thicker outlines.
         style: {color: bg.color, weight: first ? 0.6 : 1.6, opacity: first ? 0.45 : 0.7,
-                fill: first, fillColor: "#f7f4ec", fillOpacity: 1},
+                fill: first && landFill, fillColor: "#f7f4ec", fillOpacity: 1},
       }).addTo(map);
       cite(bg.attribution, true);
     }).catch(function () { say(t("backgroundFailed", "Le fond de carte n'a pas pu être chargé.")); });
