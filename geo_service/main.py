@@ -23,6 +23,7 @@ from geo_service.api import (
     admin_json,
     admin_login,
     admin_people,
+    admin_reports,
     admin_review,
     docs,
     embed_pages,
@@ -30,6 +31,9 @@ from geo_service.api import (
     layer_features,
     ogc_read,
     ogc_write,
+    open311_api,
+    report_api,
+    report_pages,
     resident_pages,
     tile_routes,
 )
@@ -116,6 +120,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export_api.router)
     app.include_router(tile_routes.router)
     app.include_router(docs.router)
+    app.include_router(report_api.router)
+    app.include_router(report_pages.router)
+    app.include_router(admin_reports.router)
+    app.include_router(open311_api.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from geo_service.cli import account_commands, backup_commands, export_command, history_commands
+from geo_service.cli import account_commands, backup_commands, export_command, history_commands, report_commands
 from geo_service.cli.state import CliState, fail, pass_state
 from geo_service.cluster import ClusterError, PrivateCluster
 from geo_service.layers import LayerDeclarationError
@@ -307,7 +307,7 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int) -> 
 
 
 # --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup ------
-for module in (account_commands, history_commands, export_command, backup_commands):
+for module in (account_commands, history_commands, export_command, backup_commands, report_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 
