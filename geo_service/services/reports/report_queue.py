@@ -17,6 +17,7 @@ from geo_service.services.editing.accounts import Principal
 from geo_service.services.editing.conventions import conventions_for, local_day
 from geo_service.services.editing.rights import epci_name, require_account
 from geo_service.services.reports.report_categories import BY_CODE, STATUS_LABELS, details_label
+from geo_service.settings import LOCAL_TIME
 from geo_service.tables import REPORT_STATUSES
 
 MAX_ANSWER_CHARS = 2000
@@ -110,8 +111,8 @@ _SELECT = (
 def _row(row) -> QueueRow:
     cat = BY_CODE[row[2]]
     return QueueRow(row[0], row[1], cat.code, cat.label, details_label(cat, row[3] or {}), row[4], row[5], row[6],
-                    row[7], row[8], row[9], row[10], row[11], STATUS_LABELS[row[11]], row[12], row[13], row[14],
-                    row[15], row[16], row[17], row[18])
+                    row[7], row[8], row[9], row[10], row[11], STATUS_LABELS[row[11]], row[12],
+                    row[13].astimezone(LOCAL_TIME), row[14].astimezone(LOCAL_TIME), row[15], row[16], row[17], row[18])
 
 
 def list_reports(conn: Connection, scope: str | None, filters: Filters, limit: int = 500) -> list[QueueRow]:
@@ -151,9 +152,11 @@ class HistoryLine:
 
 
 def history(conn: Connection, report_id: int) -> list[HistoryLine]:
-    return [HistoryLine(r[0], r[1], STATUS_LABELS[r[2]], STATUS_LABELS[r[3]], r[4]) for r in conn.execute(text(
+    rows = conn.execute(text(
         "SELECT at, actor, from_status, to_status, public_answer FROM report_status_history WHERE report_id = :r "
-        "ORDER BY id"), {"r": report_id})]
+        "ORDER BY id"), {"r": report_id})
+    return [HistoryLine(r[0].astimezone(LOCAL_TIME), r[1], STATUS_LABELS[r[2]], STATUS_LABELS[r[3]], r[4])
+            for r in rows]
 
 
 @dataclass(frozen=True)
