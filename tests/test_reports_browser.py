@@ -177,3 +177,27 @@ def test_axe_finds_no_wcag_aa_violation_on_the_report_pages(browser, server: str
     for path in ("/admin/reports", f"/admin/reports/{reported['id']}"):
         officer.goto(server + path)
         assert axe_violations(officer.page) == [], path
+
+
+def test_a_feature_popup_reports_a_problem_about_that_feature(browser, server: str, engine: Engine, visits):
+    with engine.connect() as conn:
+        fid, lon, lat = conn.execute(text(
+            "SELECT fid, ST_X(geom), ST_Y(geom) FROM wifi_hotspots w WHERE deleted_at IS NULL AND NOT EXISTS "
+            "(SELECT 1 FROM wifi_hotspots o WHERE o.fid <> w.fid AND ST_DWithin(o.geom::geography, "
+            "w.geom::geography, 300)) ORDER BY fid LIMIT 1")).one()
+    page = open_visit(browser, visits).goto(f"{server}/map?lon={lon}&lat={lat}&zoom=18&layers=wifi_hotspots").page
+    marker = page.locator(".geo-dot:has([data-layer=wifi_hotspots])").first
+    marker.wait_for()
+    marker.focus()
+    page.keyboard.press("Enter")  # a marker is a button: Enter opens its popup
+    button = page.locator(".leaflet-popup-content .rpt-report-button")
+    button.wait_for()
+    button.focus()
+    page.keyboard.press("Enter")
+    page.locator("#rapport .problem-form").wait_for()
+    assert page.locator("#rapport input[name=category][value=wifi]").is_checked()
+    page.get_by_role("button", name="Envoyer le signalement").click()
+    page.locator("#lien-suivi-panneau").wait_for()
+    with engine.connect() as conn:
+        about = conn.execute(text("SELECT layer_id, feature_id, category FROM reports ORDER BY id DESC LIMIT 1")).one()
+    assert tuple(about) == ("wifi_hotspots", fid, "wifi")
