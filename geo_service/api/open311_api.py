@@ -44,7 +44,9 @@ def list_requests(request: Request,
 
 
 @router.post("/requests.json", summary="Créer une demande (mêmes règles que la carte)",
-             responses={201: {"description": "Demande créée"}, 400: PROBLEM, 422: PROBLEM, 429: PROBLEM})
+             responses={201: {"description": "Demande créée"},
+                        200: {"description": "Déjà signalé : comptée sur la demande existante"},
+                        400: PROBLEM, 422: PROBLEM, 429: PROBLEM})
 @router.post("/requests", include_in_schema=False)
 def create_request(request: Request,
                    service_code: Annotated[str, Form(max_length=40)],
