@@ -201,3 +201,42 @@ def test_a_feature_popup_reports_a_problem_about_that_feature(browser, server: s
     with engine.connect() as conn:
         about = conn.execute(text("SELECT layer_id, feature_id, category FROM reports ORDER BY id DESC LIMIT 1")).one()
     assert tuple(about) == ("wifi_hotspots", fid, "wifi")
+
+
+def count_reports(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT (SELECT count(*) FROM reports) + (SELECT count(*) FROM report_confirmations)"
+                                 )).scalar_one()
+
+
+def test_the_honeypot_and_the_rate_limit_refuse_in_french_in_the_panel_and_store_nothing(
+        browser, settings: Settings, engine: Engine, world, visits):
+    strict = settings.model_copy(update={"reports": settings.reports.model_copy(update={"max_per_ip_per_hour": 1})})
+    lon, lat = world.outside
+    with serve_app(create_app(strict)) as server:
+        page = open_visit(browser, visits, PHONE["width"], PHONE["height"], is_mobile=True).goto(
+            f"{server}/map?lon={lon}&lat={lat}").page
+        page.get_by_role("button", name="Signaler un problème ici").click()
+        page.locator("#rapport .problem-form").wait_for()
+        before = count_reports(engine)
+        # What a form-filling robot does: it fills every field, the hidden one too.
+        page.evaluate("document.querySelector('#rapport input[name=website]').value = 'http://promo.example'")
+        page.get_by_role("button", name="Envoyer le signalement").click()
+        alert = page.locator("#rapport [role=alert]")
+        expect(alert).to_contain_text("Envoi refusé")
+        expect(alert).to_contain_text("robots")
+        assert count_reports(engine) == before
+
+        page.evaluate("document.querySelector('#rapport input[name=website]').value = ''")
+        page.get_by_role("button", name="Envoyer le signalement").click()
+        page.locator("#lien-suivi-panneau").wait_for()
+        assert count_reports(engine) == before + 1
+
+        page.goto(f"{server}/map?lon={lon + 0.01}&lat={lat}", wait_until="networkidle")
+        page.get_by_role("button", name="Signaler un problème ici").click()
+        page.locator("#rapport .problem-form").wait_for()
+        page.locator("#rapport input[name=category][value=other]").check()
+        page.get_by_role("button", name="Envoyer le signalement").click()
+        expect(page.locator("#rapport [role=alert]")).to_contain_text("Trop de signalements envoyés depuis votre "
+                                                                      "connexion")
+        assert count_reports(engine) == before + 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import Connection, text
 
-from geo_service.errors import InvalidParameter, PayloadTooLarge, UnsupportedMediaType
+from geo_service.errors import InvalidParameter, NotFound, PayloadTooLarge, UnsupportedMediaType
 from geo_service.settings import ReportSettings
 
 FORMATS = ("JPEG", "PNG", "WEBP")
@@ -66,4 +66,8 @@ def photo_path(photo_dir: Path, name: str) -> Path:
     """The file of a stored photo name (names are ours: hex and .jpg only)."""
     if not name.endswith(".jpg") or not all(c in "0123456789abcdef" for c in name[:-4]):
         raise InvalidParameter("Nom de photo invalide")
-    return photo_dir / name
+    path = photo_dir / name
+    if not path.is_file():
+        # The folder was emptied or moved (photo_dir left in the temp folder): say so rather than fail.
+        raise NotFound("La photo de ce signalement n'est plus disponible")
+    return path
