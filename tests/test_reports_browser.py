@@ -199,8 +199,13 @@ def test_a_feature_popup_reports_a_problem_about_that_feature(browser, server: s
     page.get_by_role("button", name="Envoyer le signalement").click()
     page.locator("#lien-suivi-panneau").wait_for()
     with engine.connect() as conn:
-        about = conn.execute(text("SELECT layer_id, feature_id, category FROM reports ORDER BY id DESC LIMIT 1")).one()
-    assert tuple(about) == ("wifi_hotspots", fid, "wifi")
+        about = conn.execute(text("SELECT layer_id, feature_id, category, public_id FROM reports ORDER BY id DESC "
+                                  "LIMIT 1")).one()
+    assert tuple(about[:3]) == ("wifi_hotspots", fid, "wifi")
+    # The officer opens the concerned feature in the editor from the report.
+    officer = signed_in(browser, visits, engine, server, "rpb-admin").goto(f"{server}/admin/reports/{about[3]}").page
+    officer.get_by_role("link", name="ouvrir dans l'éditeur").click()
+    expect(officer.locator("#editor-which")).to_contain_text(f"n° {fid}")
 
 
 def count_reports(engine: Engine) -> int:
