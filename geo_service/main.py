@@ -24,6 +24,7 @@ from geo_service.api import (
     admin_json,
     admin_login,
     admin_people,
+    admin_reports,
     admin_review,
     basemap_tiles,
     docs,
@@ -32,6 +33,9 @@ from geo_service.api import (
     layer_features,
     ogc_read,
     ogc_write,
+    open311_api,
+    report_api,
+    report_pages,
     resident_pages,
     tile_routes,
 )
@@ -125,6 +129,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tile_routes.router)
     app.include_router(basemap_tiles.router)
     app.include_router(docs.router)
+    app.include_router(report_api.router)
+    app.include_router(report_pages.router)
+    app.include_router(admin_reports.router)
+    app.include_router(open311_api.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")

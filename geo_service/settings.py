@@ -147,6 +147,46 @@ class EditingSettings(BaseModel):
     upload_dir: Path | None = None
 
 
+class SmtpSettings(BaseModel):
+    """Outgoing e-mail (``services/reports/notifications.py``): no host, no e-mail sent."""
+
+    # SMTP server of the notifications; empty: notifications are off.
+    host: str = ""
+    port: int = Field(default=587, ge=1, le=65535)
+    # Sender address of the notifications.
+    from_address: str = "ne-pas-repondre@localhost"
+    # Upgrade the connection with STARTTLS before sending (off only for a local relay).
+    starttls: bool = True
+    # Credentials, from the environment (GEO_SERVICE_SMTP__USER / __PASSWORD); none: no login.
+    user: str | None = None
+    password: SecretStr | None = None
+    # Seconds to wait for the server before giving up (the answer to the person never waits longer).
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class ReportSettings(BaseModel):
+    """Residents' reports (``services/reports/``): abuse limits, duplicates, retention, photos."""
+
+    # E-mail addresses given for follow-up are erased this many days after the report (geo-service reports purge).
+    email_retention_days: int = Field(default=365, ge=1, le=3650)
+    # Longest free text of a report, in characters.
+    max_text_chars: int = Field(default=2000, ge=100, le=20000)
+    # Reports (and confirmations) one address may send per hour before a 429.
+    max_per_ip_per_hour: int = Field(default=5, ge=1)
+    # Reports within `area_radius_m` of a point per hour before a 429 (a flood aimed at one place).
+    max_per_area_per_hour: int = Field(default=30, ge=1)
+    area_radius_m: float = Field(default=1000.0, gt=0)
+    # A report of the same category this close (m) and this recent (days) is a duplicate: counted, not stored.
+    duplicate_distance_m: float = Field(default=100.0, ge=0)
+    duplicate_window_days: int = Field(default=30, ge=0)
+    # Officers told of every new report by e-mail (empty: nobody).
+    officer_emails: list[str] = []
+    # Photos: largest file accepted, largest side once re-encoded, and where they are kept.
+    max_photo_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    photo_max_side_px: int = Field(default=2048, ge=256, le=8192)
+    photo_dir: Path | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GEO_SERVICE_", env_nested_delimiter="__", extra="ignore")
 
@@ -161,6 +201,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     editing: EditingSettings = EditingSettings()
     tiles: TileSettings = TileSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    reports: ReportSettings = ReportSettings()
     layers_dir: Path = PROJECT_ROOT / "layers"
     web_dir: Path = PROJECT_ROOT / "web"
     boundaries_dir: Path | None = None
@@ -244,6 +286,13 @@ class Settings(BaseSettings):
             return self.api.export_dir
         database = hashlib.sha256(self.sqlalchemy_url.encode()).hexdigest()[:12]
         return Path(tempfile.gettempdir()) / f"geo-service-exports-{database}"
+
+    def resolved_photo_dir(self) -> Path:
+        """Where report photos are kept: the setting, else one folder per database under the system's temp."""
+        if self.reports.photo_dir:
+            return self.reports.photo_dir
+        database = hashlib.sha256(self.sqlalchemy_url.encode()).hexdigest()[:12]
+        return Path(tempfile.gettempdir()) / f"geo-service-report-photos-{database}"
 
     def resolved_boundaries_dir(self) -> Path | None:
         """The folder of boundary files ``make run`` loads: the setting, else ../shared/data/lot if present."""

@@ -140,6 +140,7 @@ def build_metadata(registry: LayerRegistry) -> MetaData:
     _geocoder_tables(metadata)
     _editing_tables(metadata)
     _importer_tables(metadata)
+    _report_tables(metadata)
     return metadata
 
 
@@ -413,3 +414,76 @@ def install_change_triggers(conn: Connection, registry: LayerRegistry) -> None:
     # Tables that already held rows get a starting point, so Last-Modified exists before their next change.
     conn.execute(text(f"INSERT INTO {LAYER_CHANGES} (layer_id) SELECT unnest(CAST(:ids AS text[])) "
                       "ON CONFLICT (layer_id) DO NOTHING"), {"ids": [layer.id for layer in registry]})
+
+
+# -- residents' reports (migration 0007; services/reports/) --------------------------------------------------------
+REPORT_STATUSES = ("new", "acknowledged", "in_progress", "resolved", "not_reproducible", "duplicate")
+
+
+def _report_tables(metadata: MetaData) -> None:
+    """Residents' reports, their status history and the confirmations of duplicates.
+
+    A report's own history table rather than ``feature_history``: that one holds versions of layer features (before
+    and after, revertible, exported for audit), while a report changes only its status and public answer. The
+    personal data (``email``, ``ip_hash``) sit in columns the purge empties; nothing else names the resident.
+    """
+    statuses = ", ".join(_sql_literal(s) for s in REPORT_STATUSES)
+    reports = Table(
+        "reports", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("public_id", Text, nullable=False, comment="Numéro public (Open311 service_request_id)"),
+        Column("token_hash", Text, nullable=False, comment="SHA-256 du jeton du lien de suivi, jamais le jeton"),
+        Column("category", Text, nullable=False, comment="Catégorie (services/reports/report_categories.py)"),
+        Column("details", JSONB, nullable=False, server_default=text("'{}'::jsonb"),
+               comment="Précisions de la catégorie (opérateur, technologie)"),
+        Column("description", Text, nullable=False, server_default=text("''"), comment="Texte libre du résident"),
+        Column("geom", Geometry("Point", srid=SRID, spatial_index=True), nullable=False),
+        Column("layer_id", Text, comment="Couche de l'entité signalée"),
+        Column("feature_id", BigInteger, comment="Entité signalée (fid)"),
+        Column("code_insee", Text, comment="Commune du point (calculée par la base)"),
+        Column("epci_siren", Text, comment="EPCI du point (calculé par la base)"),
+        Column("status", Text, nullable=False, server_default=text("'new'")),
+        Column("public_answer", Text, comment="Réponse publique des agents"),
+        Column("duplicate_of", BigInteger, ForeignKey("reports.id", ondelete="SET NULL")),
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("email", Text, comment="Adresse de suivi (donnée personnelle, purgée)"),
+        Column("email_consent_at", DateTime(timezone=True), comment="Consentement donné à cet instant"),
+        Column("email_purge_on", Date, comment="Date à laquelle l'adresse est effacée"),
+        Column("ip_hash", Text, comment="Empreinte de l'adresse IP (limites d'envoi), effacée après un jour"),
+        Column("photo_path", Text, comment="Photo ré-encodée, sans métadonnées (nom de fichier)"),
+        CheckConstraint(f"status IN ({statuses})", name="status"),
+        CheckConstraint("(email IS NULL) OR (email_consent_at IS NOT NULL)", name="consent"),
+        CheckConstraint("char_length(description) <= 20000", name="description_length"),
+        comment="Signalements des résidents (« Signaler un problème »)",
+    )
+    Index("uq_reports_public_id", reports.c.public_id, unique=True)
+    Index("uq_reports_token_hash", reports.c.token_hash, unique=True)
+    Index("ix_reports_status", reports.c.status, reports.c.created_at)
+    Index("ix_reports_epci_siren", reports.c.epci_siren)
+    Index("ix_reports_ip_hash", reports.c.ip_hash, reports.c.created_at)
+    history = Table(
+        "report_status_history", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("report_id", BigInteger, ForeignKey("reports.id", ondelete="CASCADE"), nullable=False),
+        Column("actor", Text, nullable=False, comment="Compte de l'agent"),
+        Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("from_status", Text, nullable=False),
+        Column("to_status", Text, nullable=False),
+        Column("public_answer", Text),
+        comment="Historique des changements d'état des signalements",
+    )
+    Index("ix_report_status_history_report", history.c.report_id, history.c.id)
+    confirmations = Table(
+        "report_confirmations", metadata,
+        Column("id", BigInteger, Identity(), primary_key=True),
+        Column("report_id", BigInteger, ForeignKey("reports.id", ondelete="CASCADE"), nullable=False),
+        Column("token_hash", Text, nullable=False, comment="SHA-256 du lien de suivi donné à cette personne"),
+        Column("ip_hash", Text, comment="Empreinte de l'adresse IP, effacée après un jour"),
+        Column("geom", Geometry("Point", srid=SRID, spatial_index=True), nullable=False),
+        Column("at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        comment="« Déjà signalé » : les personnes qui ont signalé le même problème",
+    )
+    Index("uq_report_confirmations_token_hash", confirmations.c.token_hash, unique=True)
+    Index("ix_report_confirmations_report", confirmations.c.report_id)
+    Index("ix_report_confirmations_ip_hash", confirmations.c.ip_hash, confirmations.c.at)

@@ -32,7 +32,9 @@ def resident_map(request: Request, conn: ConnectionDep, registry: RegistryDep, s
     base = request.scope.get("root_path", "").rstrip("/")
     page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.name, base_path=base,
                                    basemap=basemap_of(request))
-    return templates_for(settings.web_dir).TemplateResponse(request, "map/index.html", {"page": page, "base": base})
+    return templates_for(settings.web_dir).TemplateResponse(request, "map/index.html", {
+        "page": page, "base": base, "report_retention_days": settings.reports.email_retention_days,
+        "report_max_text": settings.reports.max_text_chars})
 
 
 def parse_coordinate(value: str | None, name: str, bound: float) -> float | None:

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from geo_service.api.deps import basemap_of, secret_key_of
+from geo_service.api.deps import basemap_of, registry_of, secret_key_of, settings_of, transaction
 from geo_service.api.problems import status_of, version_etag
 from geo_service.api.security_headers import csp_nonce
 from geo_service.api.urls import absolute_url
@@ -35,6 +35,9 @@ from geo_service.services import untrusted_json
 from geo_service.services.editing.accounts import Principal
 from geo_service.services.editing.feature_writes import EditContext, EditRules
 from geo_service.services.publish.crs import CRS84, Crs, parse_crs
+from geo_service.services.reports import notifications, report_photos, report_queue
+from geo_service.services.reports import submission as submission_service
+from geo_service.services.reports.submission import Received, ReportRules, Submission, ip_digest
 from geo_service.services.resident.opening_hours import french_date
 from geo_service.services.resident.report_wording import parse_date, source_lines
 from geo_service.settings import Settings
@@ -217,3 +220,38 @@ def _date_fr(value: Any) -> str:
     return french_date(day) if day else ""
 
 
+
+
+# -- residents' reports: one intake for the JSON API, the page without JavaScript and Open311 --------------------
+def follow_up_url(request: Request, token: str) -> str:
+    return absolute_url(request, f"/signalement/{token}")
+
+
+def take_report(request: Request, submission: Submission, photo: bytes | None = None) -> Received:
+    """Store a report (``services/reports/submission.py``: every check, then one transaction), keep its photo, and
+    send the e-mails once it is committed."""
+    settings = settings_of(request)
+    # Checked and re-encoded before anything is stored: a bad photo refuses the whole report.
+    jpeg = report_photos.reencode(photo, settings.reports) if photo else None
+    with transaction(request) as conn:
+        received = submission_service.submit(conn, registry_of(request), ReportRules.from_settings(settings),
+                                             submission, ip_hash=ip_digest(secret_key_of(request), client_ip(request)))
+        if jpeg and not received.duplicate:
+            report_photos.attach(conn, settings.resolved_photo_dir(), received.report_id, jpeg)
+        commune = report_queue.commune_of(conn, received.report_id)
+    messages = []
+    if received.email:
+        messages.append(notifications.received(settings.smtp, received.email, received.public_id,
+                                               received.category.label, follow_up_url(request, received.token),
+                                               settings.reports.email_retention_days))
+    if settings.reports.officer_emails and not received.duplicate:
+        messages.append(notifications.new_report(settings.smtp, settings.reports.officer_emails, received.public_id,
+                                                 received.category.label, commune,
+                                                 absolute_url(request, f"/admin/reports/{received.public_id}")))
+    notifications.send(settings.smtp, messages)
+    return received
+
+
+def client_ip(request: Request) -> str | None:
+    """The client's address (a trusted proxy's X-Forwarded-For already applied by the middleware)."""
+    return request.client.host if request.client else None

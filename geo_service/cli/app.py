@@ -7,7 +7,14 @@ from pathlib import Path
 
 import click
 
-from geo_service.cli import account_commands, backup_commands, basemap_commands, export_command, history_commands
+from geo_service.cli import (
+    account_commands,
+    backup_commands,
+    basemap_commands,
+    export_command,
+    history_commands,
+    report_commands,
+)
 from geo_service.cli.state import CliState, fail, pass_state
 from geo_service.cluster import ClusterError, PrivateCluster
 from geo_service.layers import LayerDeclarationError
@@ -306,8 +313,9 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int) -> 
                 workers=workers, proxy_headers=False)
 
 
-# --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup, basemap
-for module in (account_commands, history_commands, export_command, backup_commands, basemap_commands):
+# --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup, basemap,
+# residents' reports
+for module in (account_commands, history_commands, export_command, backup_commands, basemap_commands, report_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -140,6 +140,28 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/admin/api/history/{layer_id}/{fid}"): expect(401, 401, 401, 403, 403, 200, 200),
     ("POST", "/admin/api/history/{layer_id}/{fid}/revert"): expect(401, 401, 401, 403, 403, 200, 200),
     ("POST", "/admin/api/history/{layer_id}/{fid}/restore"): expect(401, 401, 401, 403, 403, 200, 200),
+    # Residents' reports: anyone reports and follows their own (the token is the right); counts and Open311 are
+    # public. The queue: staff everything; an EPCI contributor its own EPCI under a convention in force (A's
+    # contributor finds no report of B: 404), none once the convention has expired (403).
+    ("POST", "/api/reports"): same(201),
+    ("GET", "/api/reports/stats"): PUBLIC_READ,
+    ("GET", "/map/signaler"): PUBLIC_READ,
+    ("POST", "/map/signaler"): PUBLIC_READ,
+    ("GET", "/signalement/{token}"): PUBLIC_READ,
+    ("GET", "/signalement/{token}/photo"): PUBLIC_READ,
+    ("GET", "/admin/reports"): expect(303, 401, 401, 403, 200, 200, 200),
+    ("GET", "/admin/reports/{public_id}"): expect(303, 401, 401, 403, 404, 200, 200),
+    ("POST", "/admin/reports/{public_id}"): expect(403, 401, 401, 403, 404, 303, 303),
+    ("GET", "/admin/reports/{public_id}/photo"): expect(303, 401, 401, 403, 404, 200, 200),
+    ("GET", "/open311/v2/services.json"): PUBLIC_READ,
+    ("GET", "/open311/v2/services"): PUBLIC_READ,
+    ("GET", "/open311/v2/services/{service_code}.json"): PUBLIC_READ,
+    ("GET", "/open311/v2/requests.json"): PUBLIC_READ,
+    ("GET", "/open311/v2/requests"): PUBLIC_READ,
+    ("POST", "/open311/v2/requests.json"): same(201),
+    ("POST", "/open311/v2/requests"): same(201),
+    ("GET", "/open311/v2/requests/{service_request_id}.json"): PUBLIC_READ,
+    ("GET", "/open311/v2/requests/{service_request_id}"): PUBLIC_READ,
 }
 
 
@@ -234,6 +256,28 @@ class Matrix:
                                               starts_on=conventions.local_day(), ends_on=None,
                                               reference=f"MAT-{next(_n)}")
 
+    def report_point(self) -> tuple[float, float]:
+        """A new point in EPCI B's area, away from the others (no duplicate); the hourly limits forgotten, since
+        every call of the matrix comes from the same test client."""
+        with self.world.engine.begin() as conn:
+            conn.execute(text("UPDATE reports SET ip_hash = NULL, created_at = created_at - interval '2 hours'"))
+        lon, lat = self.world.outside
+        n = next(_n)
+        return lon + (n % 20) * 0.002, lat + (n // 20) * 0.002
+
+    def report(self) -> tuple[str, str]:
+        """A report in EPCI B's area, with a photo: its public number and follow-up token."""
+        from geo_service.services.reports import report_photos, submission
+
+        lon, lat = self.report_point()
+        rules = submission.ReportRules.from_settings(self.world.settings)
+        with self.world.engine.begin() as conn:
+            received = submission.submit(conn, self.world.registry, rules,
+                                         submission.Submission("other", lon, lat), ip_hash=None)
+            report_photos.attach(conn, self.world.settings.resolved_photo_dir(), received.report_id,
+                                 report_photos.reencode(tiny_png(), self.world.settings.reports))
+        return received.public_id, received.token
+
     def upload(self, client: TestClient, actor: Actor) -> str:
         """An upload token of the administrator (kept files are private to whoever sent them)."""
         admin = self.actors["admin"]
@@ -243,6 +287,21 @@ class Matrix:
                                files={"file": ("bornes.geojson", bornes_file(self.world))}, follow_redirects=False)
         assert response.status_code == 303, response.text[:500]
         return response.headers["location"].split("/admin/import/")[1].split("?")[0]
+
+
+def tiny_png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 0, 145)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def report_body(m: Matrix) -> dict:
+    lon, lat = m.report_point()
+    return {"category": "other", "lon": lon, "lat": lat}
 
 
 def bornes_file(world: World) -> bytes:
@@ -339,6 +398,26 @@ def _calls() -> dict[tuple[str, str], Callable[[Matrix, TestClient, Actor], Call
                              {"json": {"version": 1}}),
         ("POST", "/admin/api/history/{layer_id}/{fid}/restore"):
             lambda m, c, a: (f"/admin/api/history/wifi_hotspots/{m.borne(deleted=True)}/restore", {}),
+        ("POST", "/api/reports"): lambda m, c, a: ("/api/reports", {"json": report_body(m)}),
+        ("POST", "/map/signaler"): lambda m, c, a: ("/map/signaler", {"data": {
+            k: str(v) for k, v in report_body(m).items()}}),
+        ("GET", "/map/signaler"): lambda m, c, a: ("/map/signaler", {"params": {"lon": m.world.inside[0],
+                                                                                 "lat": m.world.inside[1]}}),
+        ("GET", "/signalement/{token}"): lambda m, c, a: (f"/signalement/{m.report()[1]}", {}),
+        ("GET", "/signalement/{token}/photo"): lambda m, c, a: (f"/signalement/{m.report()[1]}/photo", {}),
+        ("GET", "/admin/reports/{public_id}"): lambda m, c, a: (f"/admin/reports/{m.report()[0]}", {}),
+        ("POST", "/admin/reports/{public_id}"): lambda m, c, a: (f"/admin/reports/{m.report()[0]}",
+                                                                 form(a, status="acknowledged", answer="Vu")),
+        ("GET", "/admin/reports/{public_id}/photo"): lambda m, c, a: (f"/admin/reports/{m.report()[0]}/photo", {}),
+        ("GET", "/open311/v2/services/{service_code}.json"): lambda m, c, a: ("/open311/v2/services/mobile.json", {}),
+        ("POST", "/open311/v2/requests.json"): lambda m, c, a: ("/open311/v2/requests.json", {"data": {
+            "service_code": "other", "long": str((p := m.report_point())[0]), "lat": str(p[1])}}),
+        ("POST", "/open311/v2/requests"): lambda m, c, a: ("/open311/v2/requests", {"data": {
+            "service_code": "other", "long": str((p := m.report_point())[0]), "lat": str(p[1])}}),
+        ("GET", "/open311/v2/requests/{service_request_id}.json"):
+            lambda m, c, a: (f"/open311/v2/requests/{m.report()[0]}.json", {}),
+        ("GET", "/open311/v2/requests/{service_request_id}"):
+            lambda m, c, a: (f"/open311/v2/requests/{m.report()[0]}", {}),
     }
     return fixed
 

@@ -156,6 +156,17 @@
         list.appendChild(item);
       }
     });
+    // ?fid=N (the link of a resident's report in /admin/reports): that feature selected, the first time it shows.
+    var wanted = parseInt(new URLSearchParams(window.location.search).get("fid"), 10);
+    if (isFinite(wanted) && !render.opened) {
+      features.eachLayer(function (layer) {
+        if (layer.feature && layer.feature.id === wanted) {
+          render.opened = true;
+          select(layer.feature, layer);
+          if (layer.getLatLng) { map.setView(layer.getLatLng(), Math.max(map.getZoom(), 15)); }
+        }
+      });
+    }
     document.getElementById("editor-count").textContent =
       fc.numberReturned + " entité" + (fc.numberReturned > 1 ? "s" : "") +
       (fc.numberReturned >= fc.limit ? " (les plus récentes ; précisez la recherche)" : "");

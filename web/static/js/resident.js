@@ -447,6 +447,11 @@
     root.appendChild(places(report.wifi, planned));
     root.appendChild(places(report.third_places));
     root.appendChild(places(report.digital_help));
+    // « Signaler un problème » at this place (report-problem.js): the form opens in this panel.
+    if (window.lotReportProblem) {
+      root.appendChild(window.lotReportProblem.button({lon: report.query.lon, lat: report.query.lat, label: label},
+                                                      "Signaler un problème ici"));
+    }
     var link = el("a", "rpt-link", "Version texte de ce rapport");
     link.href = urls.reportPage + "?" + (label ? "address=" + encodeURIComponent(label)
       : "lon=" + report.query.lon + "&lat=" + report.query.lat);
