@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -118,8 +119,29 @@ class StyleDecl(_Strict):
     # Point layers: below this zoom, vector tiles keep one feature per grid cell (per colour), with the
     # number of features it stands for, so a tile of 130,000 premises stays a few kilobytes.
     thin_below_zoom: int | None = Field(default=None, ge=1, le=24)
-    # Layers drawn at start; dense or secondary ones stay off until the user ticks them.
-    visible: bool = True
+    # Drawn at the map's first view? Residents first want their search, public Wi-Fi, third places and help places:
+    # dense or secondary layers stay off until ticked. With ``toggle_by``, the list of its codes drawn at start
+    # (white zones: the one where no operator covers, not each operator's).
+    visible: bool | list[str] = True
+    # One toggle per code of this field (one per mobile operator…), grouped under the layer's title in the panel.
+    toggle_by: str | None = None
+
+
+@dataclass(frozen=True)
+class Toggle:
+    """One switch of the map's layer control: a whole layer, or the features of one code of ``style.toggle_by``.
+    Its id is what ``layers=`` names in a map's URL: ``wifi_hotspots``, ``white_zones:tous``."""
+
+    id: str
+    layer_id: str
+    code: str | None
+    label: str  # the code's label ("Orange"), or the layer's title
+    title: str  # the label with the layer's title ("Zones blanches — Orange")
+    color: str
+    visible: bool
+
+
+TOGGLE_CODE = r"^[a-z0-9_-]{1,40}$"
 
 
 class AccessDecl(_Strict):
@@ -167,11 +189,43 @@ class LayerDecl(_Strict):
                 raise ValueError(f"style.by « {self.style.by} » n'est pas un champ déclaré")
             if self.field(self.style.by).codes is None:
                 raise ValueError(f"style.by « {self.style.by} » doit avoir une liste de codes")
+        self._check_toggles(names)
         if self.style.thin_below_zoom is not None and self.geometry not in ("Point", "MultiPoint"):
             raise ValueError("style.thin_below_zoom ne s'applique qu'aux couches de points")
         if self.kind == "base" and self.access.edit:
             raise ValueError("une couche de base n'est pas modifiable : access.edit doit être vide")
         return self
+
+    def _check_toggles(self, names: list[str]) -> None:
+        by, visible = self.style.toggle_by, self.style.visible
+        if by is None:
+            if isinstance(visible, list):
+                raise ValueError("style.visible : une liste de codes demande style.toggle_by")
+            return
+        if by not in names:
+            raise ValueError(f"style.toggle_by « {by} » n'est pas un champ déclaré")
+        field = self.field(by)
+        if field.type != "string" or field.codes is None:
+            raise ValueError(f"style.toggle_by « {by} » doit être un champ texte avec une liste de codes")
+        wrong = [c.value for c in field.codes if not re.match(TOGGLE_CODE, str(c.value))]
+        if wrong:
+            raise ValueError(f"style.toggle_by « {by} » : codes inutilisables dans une adresse ({wrong}) ; "
+                             "minuscules, chiffres, - et _ seulement")
+        if isinstance(visible, list):
+            unknown = [v for v in visible if v not in field.code_values]
+            if unknown:
+                raise ValueError(f"style.visible : {unknown} ne sont pas des codes de « {by} »")
+
+    def toggles(self) -> list[Toggle]:
+        """The switches of this layer on the map: the layer itself, or one per code of ``style.toggle_by``."""
+        style = self.style
+        if style.toggle_by is None:
+            return [Toggle(self.id, self.id, None, self.title, self.title, style.color, bool(style.visible))]
+        shown = style.visible if isinstance(style.visible, list) else None
+        return [Toggle(f"{self.id}:{code.value}", self.id, str(code.value), code.label,
+                       f"{self.title} — {code.label}", code.color or style.color,
+                       code.value in shown if shown is not None else bool(style.visible))
+                for code in self.field(style.toggle_by).codes or ()]
 
     def field(self, name: str) -> FieldDecl:
         for f in self.fields:

@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.read_engine.dispose()
 
     app = FastAPI(
-        title="Lot numérique — service géographique",
+        title=f"{settings.operator.name} — service géographique",
         description="Infrastructures et services numériques du territoire : fibre, montée en débit, "
                     "mobile, zones blanches, Wi-Fi public, tiers-lieux et lieux d'aide au numérique.",
         version="0.1.0",

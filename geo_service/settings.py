@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -46,12 +47,67 @@ class DatabaseSettings(BaseModel):
 
 
 class TerritorySettings(BaseModel):
-    """What territory the service covers. Nothing else in the code names the Lot."""
+    """What territory the service covers. Nothing else in the code names the Lot.
+
+    French names a département with its article, which the pages need in several forms: « le Lot », « du Lot »,
+    « dans le Lot »; « l'Aveyron », « de l'Aveyron », « dans l'Aveyron »; « la Corrèze », « de la Corrèze »,
+    « en Corrèze »; « les Landes », « des Landes », « dans les Landes ». The article cannot be told from the name
+    (gender, plural): it is a setting, elided before a vowel or a mute h when left unset.
+    """
 
     departement: str = Field(default="46", pattern=r"^(\d{2}|2[AB]|\d{3})$")
-    name: str = "Lot"
+    name: str = Field(default="Lot", min_length=1, max_length=80)
+    # The definite article of the name: "le", "la", "l'" or "les"; unset: "l'" before a vowel or h, else "le".
+    article: Literal["le", "la", "l'", "les"] | None = None
     # Points farther than this from the département outline are refused as "outside the territory".
     tolerance_m: float = Field(default=500.0, ge=0)
+
+    @property
+    def definite_article(self) -> str:
+        if self.article:
+            return self.article
+        return "l'" if self.name[:1].lower() in "aeiouyhàâéèêëîïôûü" else "le"
+
+    @property
+    def with_article(self) -> str:
+        """« le Lot », « l'Aveyron », « la Corrèze », « les Landes »."""
+        article = self.definite_article
+        return f"{article}{self.name}" if article == "l'" else f"{article} {self.name}"
+
+    @property
+    def of_name(self) -> str:
+        """« du Lot », « de l'Aveyron », « de la Corrèze », « des Landes » (de + article, contracted)."""
+        article = self.definite_article
+        contracted = {"le": "du", "les": "des"}
+        if article in contracted:
+            return f"{contracted[article]} {self.name}"
+        return f"de {self.with_article}"
+
+    @property
+    def in_name(self) -> str:
+        """« dans le Lot », « dans l'Aveyron », « en Corrèze », « dans les Landes »: « en » before a feminine name
+        (« en Corrèze »), « dans » + article otherwise (correct whatever the gender of an elided name)."""
+        if self.definite_article == "la":
+            return f"en {self.name}"
+        return f"dans {self.with_article}"
+
+
+class OperatorSettings(BaseModel):
+    """Who runs the service: named in every page's header and title, in the API's title and the embed's."""
+
+    name: str = Field(default="Lot numérique", min_length=1, max_length=120)
+    # The operator's site, linked from the pages' header (unset: the name alone).
+    url: str | None = Field(default=None, pattern=r"^https?://[^\s\"'<>]+$")
+    # The logo shown in the header: a file under web/static/, served by the service itself (e.g. "img/logo.svg");
+    # never a remote address, so the pages load nothing from elsewhere.
+    logo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_./-]*\.(svg|png|webp|jpg)$")
+
+    @field_validator("logo")
+    @classmethod
+    def _inside_static(cls, value: str | None) -> str | None:
+        if value and ".." in value.split("/"):
+            raise ValueError("GEO_SERVICE_OPERATOR__LOGO : un chemin sous web/static/, sans « .. »")
+        return value
 
 
 class ApiSettings(BaseModel):
@@ -196,6 +252,7 @@ class Settings(BaseSettings):
     cluster: ClusterSettings = ClusterSettings()
     db: DatabaseSettings = DatabaseSettings()
     territory: TerritorySettings = TerritorySettings()
+    operator: OperatorSettings = OperatorSettings()
     api: ApiSettings = ApiSettings()
     map: MapSettings = MapSettings()
     auth: AuthSettings = AuthSettings()

@@ -27,7 +27,9 @@ BROWSER_MARKS = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium absent : installez le paquet chromium"),
 ]
 AXE = Path(__file__).resolve().parent.parent / "web" / "node_modules" / "axe-core" / "axe.min.js"
-WCAG = "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})"
+# WCAG 2.1 A and AA, and axe's best practices (landmarks, headings, unique names…).
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
+WCAG = f"axe.run(document, {{runOnly: {{type: 'tag', values: {AXE_TAGS!r}}}}})"
 # How long a test waits for a state the page reaches in its own time (a pan, a late layout, a loaded layer):
 # generous, for a loaded CI machine; a page that never gets there still fails, only later.
 SETTLE_MS = 20_000
@@ -151,7 +153,8 @@ def wait_until(page, predicate: str, arg: object = None, timeout: float = SETTLE
 
 
 def axe_violations(page) -> list:
-    """axe-core (injected from node_modules, not served) audits ``page`` against WCAG 2.1 A and AA rules."""
+    """axe-core (injected from node_modules, not served) audits ``page`` against WCAG 2.1 A and AA rules and axe's
+    best practices."""
     # Evaluated, not added as a <script>: the page's CSP refuses inline scripts without its nonce.
     page.evaluate(AXE.read_text(encoding="utf-8"))
     result = page.evaluate(WCAG)

@@ -81,6 +81,33 @@ def test_a_broken_declaration_names_file_and_field(tmp_path, broken, location):
     assert location in message
 
 
+def test_a_layer_split_by_a_code_list_has_one_toggle_per_code(tmp_path):
+    split = GOOD.replace('by: statut}', 'by: statut, toggle_by: statut, visible: [b]}')
+    layer = load_layer_file(_write(tmp_path, "bornes", split))
+    assert [(t.id, t.label, t.title, t.visible) for t in layer.toggles()] == [
+        ("bornes:a", "A", "Bornes — A", False), ("bornes:b", "B", "Bornes — B", True)]
+    whole = load_layer_file(_write(tmp_path, "bornes", GOOD))
+    assert [(t.id, t.visible) for t in whole.toggles()] == [("bornes", True)]
+
+
+@pytest.mark.parametrize(("style", "message"), [
+    ("by: statut, visible: [a]", "demande style.toggle_by"),
+    ("by: statut, toggle_by: inconnu", "n'est pas un champ déclaré"),
+    ("by: statut, toggle_by: code_insee", "liste de codes"),
+    ("by: statut, toggle_by: statut, visible: [c]", "ne sont pas des codes"),
+])
+def test_a_wrong_split_names_the_style(tmp_path, style: str, message: str):
+    with pytest.raises(LayerDeclarationError, match=message):
+        load_layer_file(_write(tmp_path, "bornes", GOOD.replace("by: statut}", style + "}")))
+
+
+def test_a_split_needs_codes_fit_for_an_address(tmp_path):
+    spaced = GOOD.replace("{value: b, label: B}", "{value: b c, label: B}").replace("by: statut}",
+                                                                                   "by: statut, toggle_by: statut}")
+    with pytest.raises(LayerDeclarationError, match="inutilisables dans une adresse"):
+        load_layer_file(_write(tmp_path, "bornes", spaced))
+
+
 def test_file_name_must_match_id(tmp_path):
     with pytest.raises(LayerDeclarationError, match="nom du fichier"):
         load_layer_file(_write(tmp_path, "autre", GOOD))

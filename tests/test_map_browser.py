@@ -80,11 +80,42 @@ def dots(page, layer_id: str):
 
 
 def test_every_public_layer_has_a_toggle(desktop: Visit, registry: LayerRegistry):
-    public = [layer for layer in registry if layer.is_public]
-    assert desktop.page.locator(".panel input[type=checkbox]").count() == len(public)
-    for layer in public:
-        box = desktop.page.get_by_label(layer.title, exact=True)
-        assert box.is_checked() == layer.style.visible, layer.id
+    toggles = [t for layer in registry if layer.is_public for t in layer.toggles()]
+    assert desktop.page.locator(".panel input[type=checkbox]").count() == len(toggles)
+    for toggle in toggles:
+        scope = desktop.page.locator(f'.panel [data-layer="{toggle.layer_id}"]')
+        box = scope.get_by_label(toggle.label, exact=True)
+        assert box.is_checked() == toggle.visible, toggle.id
+
+
+def zone_paths(page, colour: str):
+    """The drawn white-zone polygons of one colour (each operator's code has its own)."""
+    return page.locator(f'.leaflet-overlay-pane path[stroke="{colour}"]')
+
+
+def test_the_first_view_is_calm_and_operators_are_one_click_away(browser, server: str, registry: LayerRegistry):
+    """On first load: the search, public Wi-Fi, third places, help places and the white zones where no operator
+    covers; nothing else. Each operator's white zones are one click away, in the group of the white zones."""
+    visit = visit_map(browser, server, 1280, 800)
+    try:
+        page = visit.page
+        shown = "() => window.lotMap && window.lotMap.shownLayers().join(',')"
+        page.wait_for_function(f"() => ({shown})() !== ''", timeout=SETTLE_MS)
+        assert page.evaluate(shown) == "white_zones:tous,wifi_hotspots,third_places,digital_help_places"
+        codes = {c.value: c.color for c in registry.get("white_zones").field("operateur").codes}
+        expect(zone_paths(page, codes["tous"]).first).to_be_attached(timeout=SETTLE_MS)
+        for operator in ("orange", "sfr", "bouygues", "free"):
+            assert zone_paths(page, codes[operator]).count() == 0, operator
+        assert page.locator('.leaflet-overlay-pane path[stroke="#009dcc"]').count() == 0  # no coverage drawn
+        expect(page.locator("#recherche")).to_be_visible()
+        group = page.get_by_role("group", name="Zones blanches")
+        group.get_by_label("Orange", exact=True).check()
+        expect(zone_paths(page, codes["orange"]).first).to_be_attached(timeout=SETTLE_MS)
+        assert "white_zones:orange" in page.evaluate(shown)
+        assert zone_paths(page, codes["tous"]).count() > 0  # the other toggle keeps its zones
+        assert visit.errors == []
+    finally:
+        visit.close()
 
 
 def test_toggling_a_layer_draws_and_removes_its_features(desktop: Visit):
@@ -139,8 +170,9 @@ def test_dense_layer_waits_for_zoom_then_loads_vector_tiles(desktop: Visit, dens
                                                             registry: LayerRegistry):
     page = desktop.page
     # Only the premises on the map, so that the click below cannot land on another layer's marker.
-    others = [f"#couche-{la.id}" for la in registry if la.is_public and la.id != "premises"
-              and page.locator(f"#couche-{la.id}").is_checked()]
+    others = [f"#{box}" for box in page.eval_on_selector_all(".panel input[type=checkbox]:checked",
+                                                            "boxes => boxes.map(b => b.id)")
+              if box != "couche-premises"]
     for toggle in others:
         page.locator(toggle).uncheck()
     page.locator("#couche-premises").check()

@@ -74,10 +74,10 @@ def test_moved_and_deleted_masts_and_a_new_white_zone_show_at_once(conn: Connect
 
 def test_the_map_counts_follow_the_layer(conn: Connection, registry: LayerRegistry, caches: AppCaches,
                                          loaded_boundaries: Engine):
-    first = map_page.build_map_page(conn, caches, MapSettings(), "Lot")
+    first = map_page.build_map_page(conn, caches, MapSettings(), "du Lot")
     count = {layer.id: layer.count for group in first.groups for layer in group.layers}["wifi_hotspots"]
     Factory(registry).feature(conn, "wifi_hotspots", HERE)
-    again = map_page.build_map_page(conn, caches, MapSettings(), "Lot")
+    again = map_page.build_map_page(conn, caches, MapSettings(), "du Lot")
     assert {layer.id: layer.count for group in again.groups for layer in group.layers}["wifi_hotspots"] == count + 1
     assert again.config["layers"] and first.folium.html.count("folium-map") == again.folium.html.count("folium-map")
 

@@ -90,14 +90,27 @@ def test_map_page_is_french_and_titled(page):
 
 
 def test_one_labelled_toggle_per_public_layer(page, registry: LayerRegistry):
+    """One checkbox per layer, or per code of a layer split by ``style.toggle_by`` (one per operator)."""
     _, parser = page
-    public = [layer for layer in registry if layer.is_public]
+    toggles = [t for layer in registry if layer.is_public for t in layer.toggles()]
     boxes = parser.find("input", type="checkbox")
-    assert len(boxes) == len(public)
-    for layer in public:
-        [box] = parser.find("input", type="checkbox", id=f"couche-{layer.id}")
-        assert ("checked" in box) == layer.style.visible, layer.id
-        assert parser.labels[f"couche-{layer.id}"].strip() == layer.title
+    assert [box["value"] for box in boxes] == [t.id for t in toggles]
+    for toggle in toggles:
+        dom_id = "couche-" + toggle.id.replace(":", "--")
+        [box] = parser.find("input", type="checkbox", id=dom_id)
+        assert ("checked" in box) == toggle.visible, toggle.id
+        assert parser.labels[dom_id].strip() == toggle.label
+
+
+def test_the_first_view_is_calm(page):
+    """What residents ask first is drawn at once; each operator's white zones and coverage, and the networks,
+    are one click away (the declarations' ``style.visible``)."""
+    _, parser = page
+    checked = [box["value"] for box in parser.find("input", type="checkbox") if "checked" in box]
+    assert checked == ["white_zones:tous", "wifi_hotspots", "third_places", "digital_help_places"]
+    # Each operator's white zones, grouped under the layer's title in a fieldset of their own.
+    groups = [f["data-layer"] for f in parser.find("fieldset") if "layer--parts" in (f.get("class") or "")]
+    assert groups == ["white_zones", "mobile_coverage"]
 
 
 def test_legend_lists_the_code_labels_of_styled_layers(page, registry: LayerRegistry):
@@ -159,7 +172,7 @@ def test_basemap_is_opt_in():
 
 def test_dense_layers_are_chosen_by_their_size(conn: Connection, caches: AppCaches, loaded_boundaries: Engine):
     """A layer with more features than the threshold is loaded by bbox and gets a French zoom hint."""
-    page = map_page.build_map_page(conn, caches, MapSettings(dense_layer_threshold=1), "Lot")
+    page = map_page.build_map_page(conn, caches, MapSettings(dense_layer_threshold=1), "du Lot")
     by_id = {layer["id"]: layer for layer in page.config["layers"]}
     assert by_id["communes"]["dense"] and by_id["communes"]["zoomHint"] == "Zoomez pour afficher les communes"
     assert page.config["denseMinZoom"] == MapSettings().dense_min_zoom

@@ -8,7 +8,6 @@ The embed sets no cookie, loads nothing from elsewhere and may be cached; who ma
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -35,13 +34,13 @@ def embed_page(request: Request, conn: ConnectionDep, registry: RegistryDep, set
     """The map alone, for an iframe: the chosen layers with their legend, sources, and a link to /map."""
     base = _base(request)
     options = embed_options.parse_options(registry, layers, lat, lon, zoom, lang)
-    page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.name, base_path=base,
+    page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.of_name, base_path=base,
                                    lang=options.lang, basemap=basemap_of(request))
     page.config["locate"] = False  # geolocation inside a foreign page needs the host's permission
-    groups = [map_page.LayerGroupView(g.title, [replace(v, visible=True) for v in g.layers if v.id in options.layers])
-              for g in page.groups]
-    context = {"page": page, "base": base, "groups": [g for g in groups if g.layers], "options": options,
-               "texts": embed_options.TEXTS[options.lang], "full_map": f"{base}/map?{urlencode(options.query())}"}
+    context = {"page": page, "base": base, "groups": embed_options.shown_groups(page.groups, options),
+               "options": options,
+               "texts": embed_options.chrome_texts(options.lang, settings.operator.name, settings.territory.of_name),
+               "full_map": f"{base}/map?{urlencode(options.query())}"}
     # The security headers (the CSP and who may frame this page) are the middleware's (api/security_headers.py).
     return templates_for(settings.web_dir).TemplateResponse(
         request, "map/embed.html", context,
@@ -58,8 +57,12 @@ def snippet_page(request: Request, registry: RegistryDep, settings: SettingsDep,
     base = _base(request)
     options = embed_options.parse_options(registry, ",".join(layers or []) or None, lat, lon, zoom, lang)
     context = {"base": base, "options": options, "height": height, "languages": map_page.LANGUAGES,
-               "layers": [layer for layer in registry if layer.is_public],
-               "code": embed_options.iframe_code(site_url(request), options, height),
+               "toggles": [(t, embed_options.shows(options, t.layer_id, t.id))
+                           for layer in registry if layer.is_public for t in layer.toggles()],
+               "code": embed_options.iframe_code(
+                   site_url(request), options,
+                   embed_options.chrome_texts("fr", settings.operator.name, settings.territory.of_name)["map"],
+                   height),
                "preview": f"{base}/map/embed?{urlencode(options.query())}",
                "min_zoom": map_page.MIN_ZOOM, "max_zoom": map_page.MAX_ZOOM}
     return templates_for(settings.web_dir).TemplateResponse(request, "map/snippet.html", context)

@@ -153,7 +153,7 @@ def document(request: Request, settings: Settings, doc: dict, *, media_type: str
 @router.get("", name="ogc_landing", summary="Page d'accueil OGC API – Features")
 def landing(request: Request, settings: SettingsDep) -> Response:
     base = ogc_base(request)
-    doc = ogc_documents.landing(base, f"Lot numérique — OGC API – Features ({settings.territory.name})",
+    doc = ogc_documents.landing(base, f"{settings.operator.name} — OGC API – Features ({settings.territory.name})",
                           request.app.description, absolute_url(request, docs.DOCS_PATH))
     return document(request, settings, doc, media_type=ogc_documents.JSON, template="ogc/landing.html")
 

@@ -30,7 +30,7 @@ def resident_map(request: Request, conn: ConnectionDep, registry: RegistryDep, s
     """The resident map: layer toggles and legend from the registry; map.js fetches the features."""
     # Root-relative URLs that still work when the service is mounted under a prefix by a proxy.
     base = request.scope.get("root_path", "").rstrip("/")
-    page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.name, base_path=base,
+    page = map_page.build_map_page(conn, caches_of(request), settings.map, settings.territory.of_name, base_path=base,
                                    basemap=basemap_of(request))
     return templates_for(settings.web_dir).TemplateResponse(request, "map/index.html", {
         "page": page, "base": base, "report_retention_days": settings.reports.email_retention_days,
@@ -59,7 +59,7 @@ def report_page(request: Request, conn: ConnectionDep, registry: RegistryDep, se
     base = request.scope.get("root_path", "").rstrip("/")
     context: dict[str, Any] = {"base": base, "address": (address or "")[:MAX_QUERY_LENGTH + 50],
                                "max_length": MAX_QUERY_LENGTH, "report": None, "choices": None, "problem": None,
-                               "label": None, "territory": settings.territory.name}
+                               "label": None}
     status = 200
     try:
         x, y = parse_coordinate(lon, "lon", 180), parse_coordinate(lat, "lat", 90)

@@ -46,7 +46,8 @@ from geo_service.settings import Settings
 @lru_cache
 def templates_for(web_dir: Path) -> Jinja2Templates:
     """One Jinja environment per template folder (settings may differ between apps, e.g. in tests)."""
-    templates = Jinja2Templates(directory=web_dir / "templates", context_processors=[_security_context])
+    templates = Jinja2Templates(directory=web_dir / "templates",
+                                context_processors=[_security_context, _identity_context])
     templates.env.filters["date_fr"] = _date_fr
     templates.env.filters["source_lines"] = source_lines
     return templates
@@ -213,6 +214,12 @@ def page(request: Request, settings: Settings, principal: Principal, template: s
 def _security_context(request: Request) -> dict[str, str]:
     # Every page may write the response's CSP nonce on its inline scripts: <script nonce="{{ csp_nonce }}">.
     return {"csp_nonce": csp_nonce(request)}
+
+
+def _identity_context(request: Request) -> dict[str, Any]:
+    # Who runs the service and for which territory: every page's header and title (settings, never hard-coded).
+    settings: Settings = request.app.state.settings
+    return {"operator": settings.operator, "territory": settings.territory}
 
 
 def _date_fr(value: Any) -> str:

@@ -123,7 +123,7 @@ async def collection_tile(request: Request, settings: SettingsDep, registry: Reg
 def _dataset(request: Request, settings: Settings, registry: LayerRegistry, reader: Reader,
              conn: Connection) -> tilesets.Tileset:
     return tilesets.dataset_tileset(conn, readable_collections(caches_of(request), reader), ogc_base(request),
-                                    settings.territory.name)
+                                    settings.territory.of_name)
 
 
 @router.get("/ogc/tiles", summary="Jeux de tuiles vectorielles de toutes les couches")

@@ -24,7 +24,8 @@ LEVELS = ("TBC", "BC", "CL")
 TECHNOLOGIES = ("2G", "3G", "4G", "5G")
 OPERATORS = ("orange", "sfr", "bouygues", "free")
 DEFAULT_MIN_PART_M2 = 1000.0
-SOURCE = "Lot numérique — calcul d'après la couverture mobile théorique"
+# Provenance of the computed zones; who runs the service is a setting (operator.name), not part of the data.
+SOURCE = "Calcul du service géographique d'après la couverture mobile théorique"
 _COLUMNS = "source, licence, source_date, updated_by, import_id, validation_state, demo"
 _VALUES = ":source, :licence, :source_date, :updated_by, :import_id, 'published', :demo"
 

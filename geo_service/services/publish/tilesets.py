@@ -63,9 +63,10 @@ def collection_tileset(conn: Connection, collection: Collection, base: str) -> T
                    _bbox(conn, [collection]))
 
 
-def dataset_tileset(conn: Connection, collections: list[Collection], base: str, territory: str) -> Tileset:
+def dataset_tileset(conn: Connection, collections: list[Collection], base: str, of_territory: str) -> Tileset:
+    """Every public collection in one tileset; ``of_territory`` names the territory with « de » and its article."""
     attributions = list(dict.fromkeys(c.layer.attribution for c in collections))
-    return Tileset(f"Couches publiques du territoire ({territory}) — tuiles vectorielles",
+    return Tileset(f"Couches publiques {of_territory} — tuiles vectorielles",
                    "Toutes les couches publiques, une couche de tuile par collection.", " ; ".join(attributions),
                    collections, f"{base}/tiles/{vector_tiles.TMS_ID}", _bbox(conn, collections))
 

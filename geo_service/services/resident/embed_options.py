@@ -9,12 +9,12 @@ on lot.fr still gets a working map.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import escape
 from urllib.parse import urlencode
 
 from geo_service.layers import LayerRegistry
-from geo_service.services.resident.map_page import LANGUAGES, MAX_ZOOM, MIN_ZOOM
+from geo_service.services.resident.map_page import LANGUAGES, MAX_ZOOM, MIN_ZOOM, LayerGroupView
 
 MAX_LAYERS_PARAM = 500  # characters of `layers=` considered; beyond is not a list of layer ids
 DEFAULT_HEIGHT = 500
@@ -24,7 +24,7 @@ DEFAULT_HEIGHT = 500
 class EmbedOptions:
     """What the embed shows: layers (known and public), optional centre and zoom, chrome language, notices."""
 
-    layers: list[str]
+    layers: list[str]  # layer ids, or toggle ids of split layers ("white_zones:tous")
     lat: float | None = None
     lon: float | None = None
     zoom: int | None = None
@@ -60,9 +60,12 @@ def parse_options(registry: LayerRegistry, layers: str | None, lat: str | None, 
                   zoom: str | None, lang: str | None) -> EmbedOptions:
     """Read the embed's URL parameters; what cannot be used is dropped and explained in ``notices``."""
     notices: list[str] = []
-    public = [layer.id for layer in registry if layer.is_public]
+    # A layer's id, or one of its toggles' (white_zones:orange) when it is split by style.toggle_by.
+    public = [name for layer in registry if layer.is_public
+              for name in dict.fromkeys([layer.id, *(t.id for t in layer.toggles())])]
+    defaults = [t.id for layer in registry if layer.is_public for t in layer.toggles() if t.visible]
     if layers is None or not layers.strip():
-        chosen = [layer.id for layer in registry if layer.is_public and layer.style.visible]
+        chosen = defaults
     else:
         names = [n.strip() for n in layers[:MAX_LAYERS_PARAM].split(",") if n.strip()]
         chosen = [n for n in dict.fromkeys(names) if n in public]
@@ -72,7 +75,7 @@ def parse_options(registry: LayerRegistry, layers: str | None, lat: str | None, 
             notices.append(f"Couche{'s' if len(unknown) > 1 else ''} inconnue{'s' if len(unknown) > 1 else ''} "
                            f"ignorée{'s' if len(unknown) > 1 else ''} : {shown}.")
         if not chosen:
-            chosen = [layer.id for layer in registry if layer.is_public and layer.style.visible]
+            chosen = defaults
             notices.append("Aucune couche connue demandée : couches par défaut affichées.")
     y, x = _number(lat, "lat", 90, notices), _number(lon, "lon", 180, notices)
     if (y is None) != (x is None):
@@ -94,22 +97,46 @@ def parse_options(registry: LayerRegistry, layers: str | None, lat: str | None, 
     return EmbedOptions(chosen, y, x, level, language, notices)
 
 
+def shows(options: EmbedOptions, layer_id: str, toggle_id: str) -> bool:
+    """Does the embed show this toggle: named itself, or its whole layer named?"""
+    return toggle_id in options.layers or layer_id in options.layers
+
+
+def shown_groups(groups: list[LayerGroupView], options: EmbedOptions) -> list[LayerGroupView]:
+    """The panel's groups reduced to the chosen layers, all drawn; of a split layer, the chosen toggles only."""
+    out = []
+    for group in groups:
+        layers = []
+        for view in group.layers:
+            parts = tuple(replace(p, visible=True) for p in view.parts if shows(options, view.id, p.id))
+            if view.id in options.layers or parts:
+                layers.append(replace(view, visible=True, parts=parts))
+        if layers:
+            out.append(LayerGroupView(group.title, layers))
+    return out
+
+
 def embed_url(base_url: str, options: EmbedOptions) -> str:
     return f"{base_url.rstrip('/')}/map/embed?{urlencode(options.query())}"
 
 
-def iframe_code(base_url: str, options: EmbedOptions, height: int = DEFAULT_HEIGHT,
-                title: str = "Carte des services numériques près de chez vous — Lot numérique") -> str:
+def iframe_code(base_url: str, options: EmbedOptions, title: str, height: int = DEFAULT_HEIGHT) -> str:
     """The HTML to paste in a page: a titled, lazy iframe without referrer."""
     src = escape(embed_url(base_url, options), quote=True)
     return (f'<iframe src="{src}" title="{escape(title, quote=True)}" width="100%" height="{int(height)}" '
             f'style="border:0" loading="lazy" referrerpolicy="no-referrer"></iframe>')
 
 
-# The few words of the embed's own chrome, in the languages it offers (layer names stay French).
+# The few words of the embed's own chrome, in the languages it offers (layer names stay French); {operator} is
+# who runs the service, {of_territory} the territory with its article (« du Lot », « de l'Aveyron »).
 TEXTS: dict[str, dict[str, str]] = {
     "fr": {"legend": "Légende et couches", "open": "Ouvrir la carte complète", "demo": "Données de démonstration",
-           "map": "Carte des services numériques — Lot numérique", "notices": "Remarques sur cette carte"},
+           "map": "Carte des services numériques {of_territory} — {operator}", "notices": "Remarques sur cette carte"},
     "en": {"legend": "Legend and layers", "open": "Open the full map", "demo": "Demonstration data",
-           "map": "Map of digital services — Lot numérique", "notices": "Notes about this map"},
+           "map": "Map of digital services — {operator}", "notices": "Notes about this map"},
 }
+
+
+def chrome_texts(lang: str, operator: str, of_territory: str) -> dict[str, str]:
+    """The embed's own words in ``lang``, naming the operator and the territory."""
+    return {key: value.format(operator=operator, of_territory=of_territory) for key, value in TEXTS[lang].items()}

@@ -107,19 +107,39 @@ class LegendEntry:
 
 
 @dataclass(frozen=True)
+class PartView:
+    """One toggle of a layer split by ``style.toggle_by`` (one operator's white zones): its checkbox is its legend."""
+
+    id: str  # "white_zones:orange", as ``layers=`` names it
+    dom_id: str  # "white_zones--orange", for the checkbox's id
+    label: str
+    color: str
+    visible: bool
+
+
+@dataclass(frozen=True)
 class LayerView:
-    """One layer as the panel shows it: toggle, count, legend and the hint of a dense layer."""
+    """One layer as the panel shows it: toggle (or toggles, ``parts``), count, legend and the hint of a dense
+    layer."""
 
     id: str
     title: str
     shape: str  # "point", "line" or "polygon": how the legend draws its swatches
-    visible: bool
+    visible: bool  # drawn at the first view (for a split layer: one of its parts is)
     color: str
     fill_opacity: float
     legend: list[LegendEntry]
     count: int
     dense: bool
     zoom_hint: str | None
+    parts: tuple[PartView, ...] = ()
+
+
+def parts_of(layer: LayerDecl) -> tuple[PartView, ...]:
+    """The panel's toggles of a layer split by ``style.toggle_by``; none for a layer switched as a whole."""
+    if layer.style.toggle_by is None:
+        return ()
+    return tuple(PartView(t.id, t.id.replace(":", "--"), t.label, t.color, t.visible) for t in layer.toggles())
 
 
 @dataclass(frozen=True)
@@ -141,7 +161,7 @@ class FoliumParts:
 @dataclass(frozen=True)
 class MapPage:
     title: str
-    territory: str
+    of_territory: str  # the territory with « de » and its article: « du Lot », « de l'Aveyron »
     groups: list[LayerGroupView]
     folium: FoliumParts
     config: dict[str, Any]
@@ -233,6 +253,10 @@ def _layer_config(layer: LayerDecl, dense: bool) -> dict[str, Any]:
         "labelField": label.name if label else None,
         "labelCodes": [[c.value, c.label] for c in label.codes] if label and label.codes else None,
         "zoomHint": zoom_hint(layer) if dense else None,
+        # A layer split by `style.toggle_by`: one toggle per code, each drawing that code's features.
+        "toggleBy": style.toggle_by,
+        "parts": [{"id": t.id, "domId": t.id.replace(":", "--"), "code": t.code} for t in layer.toggles()]
+        if style.toggle_by else None,
     }
 
 
@@ -264,7 +288,7 @@ def build_folium(bounds: Bounds, settings: MapSettings, static_base: str,
                        script=figure.script.render())
 
 
-def build_map_page(conn: Connection, caches: AppCaches, settings: MapSettings, territory: str,
+def build_map_page(conn: Connection, caches: AppCaches, settings: MapSettings, of_territory: str,
                    base_path: str = "", lang: str = "fr", basemap: BasemapChoice | None = None) -> MapPage:
     """Everything ``map/index.html`` needs: grouped toggles with legends, the Folium map and map.js's config."""
     registry = caches.registry
@@ -278,12 +302,13 @@ def build_map_page(conn: Connection, caches: AppCaches, settings: MapSettings, t
     for layer in public:  # the registry is in map order, so groups appear in the order of their first layer
         groups.setdefault(layer.group, []).append(LayerView(
             id=layer.id, title=layer.title, shape=shape_of(layer),
-            visible=layer.style.visible, color=layer.style.color, fill_opacity=layer.style.fill_opacity,
-            legend=legend_of(layer), count=counts[layer.id], dense=layer.id in dense,
-            zoom_hint=zoom_hint(layer) if layer.id in dense else None,
+            visible=any(t.visible for t in layer.toggles()), color=layer.style.color,
+            fill_opacity=layer.style.fill_opacity, legend=legend_of(layer), count=counts[layer.id],
+            dense=layer.id in dense, zoom_hint=zoom_hint(layer) if layer.id in dense else None,
+            parts=parts_of(layer),
         ))
 
-    aria_label = f"Carte du territoire ({territory}) : infrastructures et services numériques"
+    aria_label = f"Carte {of_territory} : infrastructures et services numériques"
     bounds = cached_territory_bounds(conn, caches, background, states)
     basemap = basemap or basemap_choice.resolve(settings)
     parts = build_folium(bounds, settings, f"{base_path}/static", aria_label, basemap, base_path)
@@ -303,6 +328,6 @@ def build_map_page(conn: Connection, caches: AppCaches, settings: MapSettings, t
         "resident": {"geocode": f"{base_path}/api/geocode", "nearby": f"{base_path}/api/nearby",
                      "reportPage": f"{base_path}/map/report"},
     }
-    return MapPage(title="Services près de chez vous", territory=territory,
+    return MapPage(title="Services près de chez vous", of_territory=of_territory,
                    groups=[LayerGroupView(title, layers) for title, layers in groups.items()],
                    folium=parts, config=config)

@@ -426,8 +426,8 @@ def report(conn: Connection, caches: AppCaches, territory: TerritorySettings, lo
         if not conn.execute(text("SELECT EXISTS (SELECT 1 FROM territory)")).scalar():
             raise TerritoryNotLoaded("Le contour du territoire n'est pas chargé : geo-service load boundaries.")
         raise OutsideTerritory(
-            f"Ce point ({lat:.5f}, {lon:.5f}) est hors du territoire du {territory.name} : le rapport ne couvre "
-            f"que les adresses du {territory.name}.", parameter="lon")
+            f"Ce point ({lat:.5f}, {lon:.5f}) est hors du territoire {territory.of_name} : le rapport ne couvre "
+            f"que les adresses {territory.of_name}.", parameter="lon")
     now = (at or opening_hours.now_in_paris()).astimezone(opening_hours.PARIS)
     commune = row["commune"]
     states = _states(row["layer_states"])
@@ -446,6 +446,6 @@ def report_for_address(conn: Connection, caches: AppCaches, territory: Territory
     """Geocode ``query`` and report at the best answer; no answer raises ``NotFound`` in French."""
     match = geocoder.best_match(conn, query)
     if match.best is None:
-        raise NotFound(f"Aucune adresse ni commune du {territory.name} ne correspond à « {match.query} ». "
+        raise NotFound(f"Aucune adresse ni commune {territory.of_name} ne correspond à « {match.query} ». "
                        "Vérifiez l'orthographe ou indiquez la commune.", parameter="address")
     return match, report(conn, caches, territory, match.best.lon, match.best.lat, at=at, address=match)

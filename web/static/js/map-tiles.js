@@ -5,7 +5,8 @@
  * features to load as GeoJSON. When the layer is first shown, its TileJSON
  * (/ogc/collections/{id}/tiles/WebMercatorQuad/tilejson.json, services/publish/tilesets.py) gives the tile address and
  * zoom range; each tile is a Mapbox Vector Tile built by PostGIS (services/publish/vector_tiles.py). Colours and popups are
- * map.js's own (options.colourOf, options.popupContent), so the layer looks the same as when it came as GeoJSON.
+ * map.js's own (options.colourOf, options.popupContent), so the layer looks the same as when it came as GeoJSON;
+ * options.keep, when given, tells which features one toggle of a split layer draws.
  * Without this file or without the vendored library, map.js keeps loading dense layers by bounding box.
  */
 (function () {
@@ -53,8 +54,9 @@
     return out;
   }
 
-  function styleOf(decl, colourOf) {
+  function styleOf(decl, colourOf, keep) {
     return function (properties) {
+      if (keep && !keep(properties)) return [];  // another toggle's feature (a split layer): not drawn
       var colour = colourOf(decl, properties);
       if (decl.shape === "point") {
         // The size of map.js's dots (2 × radius + 4 pixels across), with their white rim.
@@ -74,7 +76,7 @@
         return response.json();
       }).then(function (tilejson) {
         var styles = {};
-        styles[decl.id] = styleOf(decl, options.colourOf);
+        styles[decl.id] = styleOf(decl, options.colourOf, options.keep);
         var grid = L.vectorGrid.protobuf(tilejson.tiles[0], {
           // Among the overlays, above the background drawn from the boundary layers (pane "fond").
           pane: "overlayPane", rendererFactory: L.canvas.tile, vectorTileLayerStyles: styles, interactive: true,

@@ -11,6 +11,8 @@
  *
  * The same script draws /map and /map/embed. The URL chooses the layers (layers=a,b) and the view
  * (lat, lon, zoom); window.lotMap lets resident.js (search, report, shareable URL) follow the layers shown.
+ * A layer declared with style.toggle_by has one toggle per code ("white_zones:orange"), each drawing the features
+ * of that code from the layer's one download; layers=white_zones names all of them.
  */
 (function () {
   "use strict";
@@ -267,11 +269,12 @@
 
   var states = {};
 
-  function container(decl) {
+  function container(decl, part) {
     if (decl.dense && window.lotTiles) {
       // Vector tiles (map-tiles.js) rather than GeoJSON by bounding box: drawn in the same colours and popups.
       return window.lotTiles.denseLayer(map, decl, {minZoom: config.denseMinZoom, colourOf: colourOf,
-                                                    popupContent: popupContent});
+                                                    popupContent: popupContent,
+                                                    keep: part ? function (props) { return partOf(part, props); } : null});
     }
     if (decl.cluster) {
       return L.markerClusterGroup({
@@ -294,8 +297,18 @@
     return L.divIcon({html: inner, className: "geo-cluster", iconSize: L.point(size, size)});
   }
 
+  function partOf(part, props) {
+    // Does a feature belong to this toggle of a split layer (its code of style.toggle_by)?
+    return String(props[part.field]) === String(part.code);
+  }
+
   function fill(state, data) {
     noteDemo(data);
+    if (state.part) {
+      data = {type: "FeatureCollection", features: (data.features || []).filter(function (f) {
+        return partOf(state.part, f.properties || {});
+      })};
+    }
     var layer = featureLayer(state.decl, data);
     state.group.clearLayers();
     if (state.decl.cluster) state.group.addLayers(layer.getLayers());
@@ -368,12 +381,18 @@
   function updateHints() {
     var zoomedOut = map.getZoom() < config.denseMinZoom;
     var messages = [];
+    var waiting = {};  // layer id → one of its toggles is on while zoomed out (a split layer shares one hint)
     Object.keys(states).forEach(function (id) {
       var state = states[id];
       if (!state.decl.dense) return;
-      var show = state.on && zoomedOut;
+      waiting[state.decl.id] = waiting[state.decl.id] || (state.on && zoomedOut);
+    });
+    Object.keys(states).forEach(function (id) {
+      var state = states[id];
+      if (!state.decl.dense) return;
+      var show = waiting[state.decl.id];
       if (state.hint) state.hint.hidden = !show;
-      if (show) messages.push(state.decl.zoomHint);
+      if (show && messages.indexOf(state.decl.zoomHint) < 0) messages.push(state.decl.zoomHint);
     });
     if (!hintEl) return;
     hintEl.textContent = messages.join(" · ");
@@ -384,7 +403,7 @@
     if (state.on === on) return;
     state.on = on;
     state.checkbox.checked = on;
-    state.legend.hidden = !on;
+    if (state.legend) state.legend.hidden = !on;
     cite(state.decl.attribution, on);
     if (on) {
       state.group.addTo(map);
@@ -401,19 +420,26 @@
     }
   }
 
-  config.layers.forEach(function (decl) {
-    prepare(decl);
-    var checkbox = document.getElementById("couche-" + decl.id);
+  function addToggle(decl, id, domId, part) {
+    var checkbox = document.getElementById("couche-" + domId);
     if (!checkbox) return;
     var state = {
-      decl: decl, checkbox: checkbox, group: container(decl), on: false, loaded: false,
-      item: checkbox.closest(".layer"), legend: document.getElementById("legende-" + decl.id),
+      id: id, decl: decl, part: part, checkbox: checkbox, group: container(decl, part), on: false, loaded: false,
+      item: checkbox.closest(".layer"), legend: part ? null : document.getElementById("legende-" + decl.id),
       hint: document.querySelector('[data-hint-for="' + decl.id + '"]'),
     };
-    states[decl.id] = state;
+    states[id] = state;
     checkbox.addEventListener("change", function () {
       setLayer(state, checkbox.checked);
       layersChanged();
+    });
+  }
+
+  config.layers.forEach(function (decl) {
+    prepare(decl);
+    if (!decl.parts) return addToggle(decl, decl.id, decl.id, null);
+    decl.parts.forEach(function (p) {
+      addToggle(decl, p.id, p.domId, {field: decl.toggleBy, code: p.code});
     });
   });
 
@@ -429,7 +455,10 @@
   // default, or what the browser restored) decides what is drawn first. Unknown names are simply not drawn.
   if (params.has("layers")) {
     var wanted = params.get("layers").split(",");
-    Object.keys(states).forEach(function (id) { states[id].checkbox.checked = wanted.indexOf(id) >= 0; });
+    Object.keys(states).forEach(function (id) {
+      // A split layer's own id (layers=white_zones) names all its toggles.
+      states[id].checkbox.checked = wanted.indexOf(id) >= 0 || wanted.indexOf(states[id].decl.id) >= 0;
+    });
   }
   Object.keys(states).forEach(function (id) { if (states[id].checkbox.checked) setLayer(states[id], true); });
 
