@@ -60,13 +60,16 @@ QUERIES = {
 
 @dataclass(frozen=True)
 class World:
-    """What the sample paths name: a public collection and one of its features, a proposal, an edited feature."""
+    """What the sample paths name: a public collection and one of its features, a proposal, an edited feature,
+    a resident's report and its follow-up token."""
 
     collection: str
     feature: int
     proposal: int
     edited: int
     address: str
+    report: str = ""
+    report_token: str = ""
 
 
 def route_paths(app: FastAPI) -> list[str]:
@@ -81,7 +84,9 @@ def samples(world: World) -> dict[str, str]:
     return {"collectionId": world.collection, "featureId": str(world.feature), "layer_id": world.collection,
             "layerId": world.collection, "fid": str(world.edited), "request_id": str(world.proposal),
             "tileMatrixSetId": "WebMercatorQuad", "tileMatrix": "9", "tileRow": "185", "tileCol": "258",
-            "z": "9", "x": "258", "y": "185"}
+            "z": "9", "x": "258", "y": "185", "tileset": "plan", "ext": "png",
+            "public_id": world.report, "service_request_id": world.report, "token": world.report_token,
+            "service_code": "fibre"}
 
 
 def concrete(path: str, world: World) -> str:
@@ -108,6 +113,7 @@ def world(loaded_boundaries: Engine, demo_territory,
         yield World("wifi_hotspots", feature, 0, 0, address), points, tokens
         with loaded_boundaries.begin() as conn:
             conn.execute(text("DELETE FROM wifi_hotspots WHERE lieu = :l"), {"l": LIEU})
+            conn.execute(text("DELETE FROM reports WHERE description LIKE 'Audit des pages%'"))
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +143,13 @@ def pages(settings: Settings, server: str, world) -> tuple[World, list[str]]:
     assert proposed.status_code == 202, proposed.text
     proposal = proposed.json()["changeRequest"]
     edited = int(made.headers["Location"].rstrip("/").rsplit("/", 1)[1])
-    full = World(base.collection, base.feature, proposal, edited, base.address)
+    reported = httpx.post(f"{server}/api/reports", json={
+        "category": "fibre", "lon": points.inside[0], "lat": points.inside[1],
+        "description": "Audit des pages : l'état de la fibre affiché est faux"})
+    assert reported.status_code in (200, 201), reported.text
+    report = reported.json()
+    full = World(base.collection, base.feature, proposal, edited, base.address, report["id"],
+                 report["follow_up_url"].rsplit("/", 1)[1])
     return full, route_paths(create_app(settings))
 
 
@@ -202,5 +214,6 @@ def test_every_html_page_is_clean_for_axe(browser, server: str, pages, viewport:
                 f"/ogc/collections/{world.collection}/items?limit=5",
                 f"/ogc/collections/{world.collection}/items/{world.feature}",
                 f"/ogc/collections/{world.collection}/queryables", "/map", "/map/embed", "/admin/login", "/admin",
-                "/admin/users", "/admin/conventions", "/admin/edit", "/admin/import", "/docs"]
+                "/admin/users", "/admin/conventions", "/admin/edit", "/admin/import", "/docs", "/map/signaler",
+                f"/signalement/{world.report_token}", "/admin/reports", f"/admin/reports/{world.report}"]
     assert not [u for u in expected if not any(a.split("?")[0] == u.split("?")[0] for a in audited)], audited
