@@ -13,7 +13,7 @@ expression: wording never raises.
 
 French habits followed: « 8 h 30 », « 19 h », « minuit »; « de … à … »; « et » between the last two items of a
 list; a comma after a range or list of days, none after one day (« le samedi de 9 h à 12 h »); « 24 h/24, 7 j/7 »;
-comments in « guillemets ».
+comments in « guillemets »; non-breaking spaces inside « 8 h 30 » and « 24 h/24 ».
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ DAY_ORDER = list(WEEKDAYS)
 MONTHS = {"Jan": "janvier", "Feb": "février", "Mar": "mars", "Apr": "avril", "May": "mai", "Jun": "juin",
           "Jul": "juillet", "Aug": "août", "Sep": "septembre", "Oct": "octobre", "Nov": "novembre",
           "Dec": "décembre"}
+NBSP = "\u00a0"
+ALWAYS_OPEN = f"24{NBSP}h/24, 7{NBSP}j/7"
+ALL_DAY = f"24{NBSP}h/24"
 ORDINALS = {1: "premier", 2: "deuxième", 3: "troisième", 4: "quatrième", 5: "cinquième"}
 LAST = {-1: "dernier", -2: "avant-dernier"}
 # Sun events with their article, so that « de » and « à » contract: du lever du soleil, au coucher du soleil.
@@ -125,14 +128,16 @@ def de(word: str) -> str:
 
 
 def clock(value: str) -> str:
-    """``08:30`` → ``8 h 30``, ``19:00`` → ``19 h``, ``24:00`` and ``00:00`` → ``minuit``, ``26:00`` → ``2 h``."""
+    """``08:30`` → ``8 h 30``, ``19:00`` → ``19 h``, ``24:00`` and ``00:00`` → ``minuit``, ``26:00`` → ``2 h``.
+
+    The spaces are non-breaking (U+00A0), as French typography wants: « 19 h » never breaks across two lines."""
     hours, minutes = (int(part) for part in value.split(":"))
     if minutes >= 60:
         raise Unsupported(value)
     if hours in (0, 24) and minutes == 0:
         return "minuit"
     hours %= 24
-    return f"{hours} h" if minutes == 0 else f"{hours} h {minutes:02d}"
+    return f"{hours}{NBSP}h" if minutes == 0 else f"{hours}{NBSP}h{NBSP}{minutes:02d}"
 
 
 def _from(time: str) -> str:
@@ -375,9 +380,9 @@ def _open_words(rule: Rule) -> str:
     """An open rule: « du lundi au vendredi, de 8 h 30 à 19 h », « le samedi de 9 h à 12 h »…"""
     days, times = rule.days, rule.times
     if rule.always or ((days is None or days.everyday) and (rule.all_day or not times)):
-        when = "24 h/24, 7 j/7"
+        when = ALWAYS_OPEN
     elif times is None or rule.all_day:
-        when = f"{days.text}, 24 h/24" if days else "24 h/24"
+        when = f"{days.text}, {ALL_DAY}" if days else ALL_DAY
     else:
         hours = join_fr(times)
         if days is None:

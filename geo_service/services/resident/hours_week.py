@@ -17,7 +17,7 @@ from typing import Any
 
 from opening_hours import OpeningHours, ParserError, State
 
-from geo_service.services.resident.hours_in_words import EVENTS, clock, join_fr
+from geo_service.services.resident.hours_in_words import ALL_DAY, EVENTS, clock, join_fr
 from geo_service.services.resident.opening_hours import COUNTRY, french_date
 from geo_service.settings import LOCAL_TIME
 
@@ -71,7 +71,7 @@ def _clock_at(moment: datetime) -> str:
 
 def _piece(start: datetime, end: datetime, day_start: datetime, day_end: datetime, comment: str) -> str:
     if start <= day_start and end >= day_end:
-        words = "24 h/24"
+        words = ALL_DAY
     elif day_end < end <= day_end + OVERNIGHT:
         words = f"de {_clock_at(start)} à {_clock_at(end)}"
     else:
@@ -95,7 +95,7 @@ def _day(day: date, today: date, spans: list[tuple[datetime, datetime, State, st
     if open_words:
         state, text = "open", join_fr(open_words)
     elif unknown_words:
-        detail = "" if unknown_words == ["24 h/24"] else f" ({join_fr(unknown_words)})"
+        detail = "" if unknown_words == [ALL_DAY] else f" ({join_fr(unknown_words)})"
         state, text = "unknown", "horaires non précisés" + detail
     else:
         state, text = "closed", "fermé"
