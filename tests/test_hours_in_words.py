@@ -222,3 +222,22 @@ def test_no_week_without_valid_hours():
     assert coming_week("Mo-Fr 8h-12h", now) is None
     with pytest.raises(ValueError):
         coming_week("24/7", datetime(2026, 7, 13, 10))
+
+
+# -- in the report, beside the expression kept for machines ------------------------------------------------
+
+def test_nearby_places_carry_the_words_and_the_week_beside_the_osm_expression(demo_client):
+    report = demo_client.get("/api/nearby", params={"lon": 1.4437, "lat": 44.4475}).json()
+    places = [p for key in ("third_places", "digital_help") for p in report[key]["items"]]
+    assert places and all(p["opening_hours"] for p in places)
+    for place in places:
+        assert place["hours_text"] == in_words(place["opening_hours"]).text
+        assert len(place["week"]) == 7 and [d["today"] for d in place["week"]] == [True] + [False] * 6
+        assert {d["state"] for d in place["week"]} <= {"open", "closed", "unknown"}
+        # The OGC API keeps the OSM expression, for machines.
+        key = {"third_places": "tl_id", "digital_help_places": "lieu_id"}[place["layer"]]
+        found = demo_client.get(f"/ogc/collections/{place['layer']}/items",
+                                params={"filter": f"{key} = '{place['id']}'"}).json()
+        assert [f["properties"]["horaires"] for f in found["features"]] == [place["opening_hours"]]
+    wifi = report["wifi"]["items"]
+    assert all(p["hours_text"] is None and p["week"] is None for p in wifi)  # bornes declare no hours
