@@ -1,7 +1,8 @@
 """A help place's hours as residents read them, in a real headless Chromium: the French sentence and the coming
-week's table in the map's report panel (opened with the keyboard) and on the text page without JavaScript, and
-axe-core finding nothing on either. The place is committed with known hours; the week starts on the server's
-today, so the table is checked for its shape and for what each weekday must say, never for the date.
+week's table in the map's report panel (opened with the keyboard) and on the text page without JavaScript,
+axe-core finding nothing on either, and a hostile comment in the hours shown as text. The places are committed
+with known hours; the week starts on the server's today, so the table is checked for its shape and for what each
+weekday must say, never for the date.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ pytestmark = BROWSER_MARKS
 NAME = "France Services d'essai des horaires"
 HOURS = "Mo-Fr 08:30-19:00; Sa 09:00-12:00; PH off"
 SENTENCE = "du lundi au vendredi, de 8 h 30 à 19 h ; le samedi de 9 h à 12 h ; fermé les jours fériés"
+HOSTILE_NAME = "Association au commentaire piégé"
+HOSTILE_HOURS = 'Mo 10:00-12:00 "<img src=x onerror=window.__xss=1>"'
+HOSTILE_SENTENCE = "le lundi de 10 h à 12 h (« <img src=x onerror=window.__xss=1> »)"
 BY_WEEKDAY = {"lundi": "de 8 h 30 à 19 h", "mardi": "de 8 h 30 à 19 h", "mercredi": "de 8 h 30 à 19 h",
               "jeudi": "de 8 h 30 à 19 h", "vendredi": "de 8 h 30 à 19 h", "samedi": "de 9 h à 12 h",
               "dimanche": "fermé"}
@@ -37,9 +41,15 @@ def help_place(engine: Engine, demo_territory) -> Iterator[tuple[float, float]]:
             "geom) SELECT 'TEST-HORAIRES', :nom, '1 place de la Mairie', code_insee, nom, 'france services', "
             ":horaires, true, ST_PointOnSurface(geom) FROM communes ORDER BY code_insee LIMIT 1 "
             "RETURNING ST_X(geom), ST_Y(geom)"), {"nom": NAME, "horaires": HOURS}).one()
+        # A neighbour whose hours carry a hostile comment: words are text, never markup.
+        conn.execute(text(
+            "INSERT INTO digital_help_places (lieu_id, nom, adresse, code_insee, commune, categorie, horaires, demo, "
+            "geom) SELECT 'TEST-HORAIRES-XSS', :nom, '2 place de la Mairie', code_insee, nom, 'association', "
+            ":horaires, true, ST_Translate(ST_PointOnSurface(geom), 0.0001, 0) FROM communes ORDER BY code_insee "
+            "LIMIT 1"), {"nom": HOSTILE_NAME, "horaires": HOSTILE_HOURS})
     yield lon, lat
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM digital_help_places WHERE lieu_id = 'TEST-HORAIRES'"))
+        conn.execute(text("DELETE FROM digital_help_places WHERE lieu_id IN ('TEST-HORAIRES', 'TEST-HORAIRES-XSS')"))
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +129,10 @@ def test_the_panel_reads_a_help_place_hours_in_words_and_its_week(browser, serve
     place.screenshot(path=str(artefacts_dir / "hours-panel.png"))
     assert axe_violations(page) == []
 
+    hostile = page.locator("#rapport .rpt-place").filter(has=page.get_by_role("heading", name=HOSTILE_NAME))
+    assert hours_sentence(hostile) == f"Horaires : {HOSTILE_SENTENCE}"
+    assert hostile.locator("img").count() == 0 and page.evaluate("window.__xss") is None
+
 
 def test_the_text_report_reads_the_same_hours_without_javascript(browser, server: str, help_place, visits):
     lon, lat = help_place
@@ -144,3 +158,6 @@ def test_the_text_report_reads_the_same_hours_without_javascript(browser, server
     expect(place.locator("table.rpt-week__table")).to_be_visible()
     check_week(read_week(place))
     assert axe_violations(page) == []
+    hostile = page.locator(".rpt-place").filter(has=page.get_by_role("heading", name=HOSTILE_NAME))
+    assert hours_sentence(hostile) == f"Horaires : {HOSTILE_SENTENCE}"
+    assert hostile.locator("img").count() == 0 and page.evaluate("window.__xss") is None

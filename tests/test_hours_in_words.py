@@ -206,6 +206,7 @@ def test_week_comment_and_unknown_days():
         ("mercredi 15 juillet", "fermé"),
     ]
     assert week[1]["state"] == "unknown"
+    assert coming_week('"sur rendez-vous"', paris("2026-07-13T08:00:00+02:00"))[0]["text"] == "« sur rendez-vous »"
 
 
 def test_sunset_follows_the_place_position():

@@ -71,6 +71,8 @@ def _clock_at(moment: datetime) -> str:
 
 def _piece(start: datetime, end: datetime, day_start: datetime, day_end: datetime, comment: str) -> str:
     if start <= day_start and end >= day_end:
+        if comment:  # a rule that is only a comment (« "sur rendez-vous" ») is the whole day's words
+            return f"« {comment} »"
         words = ALL_DAY
     elif day_end < end <= day_end + OVERNIGHT:
         words = f"de {_clock_at(start)} à {_clock_at(end)}"
