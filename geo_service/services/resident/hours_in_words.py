@@ -102,7 +102,12 @@ COMMENT: /"[^"]*"/
 %ignore " "
 """
 
-_PARSER = Lark(GRAMMAR, parser="earley", lexer="dynamic", ambiguity="resolve")
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    """Built on first use (a fifth of a second): commands that never word hours do not pay for it."""
+    return Lark(GRAMMAR, parser="earley", lexer="dynamic", ambiguity="resolve")
 
 
 class Unsupported(Exception):
@@ -420,7 +425,7 @@ MAX_WORDED_CHARS = 255
 
 def _rules(expression: str) -> list[tuple[bool, Rule]]:
     """The expression's rules, each with whether it is a fallback (``||``) rule; raises on what has no words."""
-    rules = _ToWords().transform(_PARSER.parse(expression))
+    rules = _ToWords().transform(_parser().parse(expression))
     if any(r.state == "open" and not (r.days or r.times or r.wide or r.always or r.comment) for _, r in rules):
         raise Unsupported("open rule without selector")
     return rules

@@ -105,8 +105,9 @@ def _day(day: date, today: date, spans: list[tuple[datetime, datetime, State, st
     return DayHours(day, label, day == today, _is_holiday(day), state, text)
 
 
+# Kept per expression and day: the rows are built once and shared by every report of the day (read-only).
 @lru_cache(maxsize=2048)
-def _week(expression: str, today: date, coords: tuple[float, float] | None) -> tuple[DayHours, ...] | None:
+def _week(expression: str, today: date, coords: tuple[float, float] | None) -> tuple[dict[str, Any], ...] | None:
     try:
         hours = _hours(expression, coords)
     except (ParserError, ValueError):
@@ -115,7 +116,7 @@ def _week(expression: str, today: date, coords: tuple[float, float] | None) -> t
     spans = [(s.astimezone(UTC), e.astimezone(UTC), state, comment or "")
              for s, e, state, comment in hours.intervals(start.astimezone(LOCAL_TIME), end.astimezone(LOCAL_TIME))
              if state != State.CLOSED]
-    return tuple(_day(today + timedelta(days=i), today, spans) for i in range(DAYS_SHOWN))
+    return tuple(asdict(_day(today + timedelta(days=i), today, spans)) for i in range(DAYS_SHOWN))
 
 
 def coming_week(expression: str | None, now: datetime, lon: float | None = None, lat: float | None = None
@@ -130,4 +131,4 @@ def coming_week(expression: str | None, now: datetime, lon: float | None = None,
     sun = any(event in expression for event in EVENTS)
     coords = (round(lat, 3), round(lon, 3)) if sun and lon is not None and lat is not None else None
     week = _week(expression, now.astimezone(LOCAL_TIME).date(), coords)
-    return None if week is None else [asdict(day) for day in week]
+    return None if week is None else list(week)
