@@ -215,6 +215,15 @@ class Opening(_Model):
     next_change: dt.datetime | None
 
 
+class DayHours(_Model):
+    date: dt.date
+    label: str = Field(description="« lundi 13 juillet »")
+    today: bool
+    holiday: bool = Field(description="Jour férié en France")
+    state: Literal["open", "closed", "unknown"]
+    text: str = Field(description="« de 9 h à 12 h et de 14 h à 17 h », « 24 h/24 », « fermé »")
+
+
 class Detail(_Model):
     label: str
     value: str
@@ -236,6 +245,9 @@ class Place(_Model):
     services: list[str]
     opening_hours: str | None = Field(description="Horaires au format OpenStreetMap")
     opening: Opening | None
+    hours_text: str | None = Field(description="Les horaires en toutes lettres : « du lundi au vendredi, de 8 h 30 "
+                                               "à 19 h ; fermé les jours fériés »")
+    week: list[DayHours] | None = Field(description="Les sept jours à venir, à l'heure locale du territoire")
     details: list[Detail]
     demo: bool
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from opening_hours import OpeningHours, ParserError, State
 
-PARIS = ZoneInfo("Europe/Paris")
+from geo_service.settings import LOCAL_TIME
+
+PARIS = LOCAL_TIME  # the territory's clock, named after the city whose zone it is
 COUNTRY = "FR"
 # Beyond this, "next change" is not worth computing (a place closed for months reads "fermé").
 HORIZON_DAYS = 14

@@ -16,6 +16,8 @@ from geo_service.services.app_caches import AppCaches, BoundedCache
 from geo_service.services.resident import opening_hours
 from geo_service.services.resident import report_wording as say
 from geo_service.services.resident.geocoder import AddressMatch
+from geo_service.services.resident.hours_in_words import in_words
+from geo_service.services.resident.hours_week import coming_week
 
 FIBRE_MATCH_M = 100  # a premise farther than this is not "your" premise: commune figures answer instead
 EXACT_MATCH_M = 5    # closer than this, the premise is the one at the address
@@ -112,6 +114,7 @@ def _place_fixed(layer: LayerDecl, raw: dict) -> dict[str, Any]:
         "lon": raw["lon"], "lat": raw["lat"], "address": p.get("adresse") if has.address else None,
         "commune": p.get("commune") if has.commune else None, "services": services,
         "opening_hours": p.get("horaires") if has.hours else None, "opening": None,
+        "hours_text": in_words(p["horaires"]).text if has.hours and p.get("horaires") else None, "week": None,
         "details": _details(layer, p, has.shown), "demo": bool(raw["prov"].get("demo")),
     }
 
@@ -124,6 +127,7 @@ def place(layer: LayerDecl, raw: dict, now: datetime, rendered: BoundedCache) ->
         status = opening_hours.status(out["opening_hours"], now)
         out["opening"] = {"state": status.state, "open_now": status.open_now, "label": status.label,
                           "next_change": status.next_change}
+        out["week"] = coming_week(out["opening_hours"], now, out["lon"], out["lat"])
     return out
 
 

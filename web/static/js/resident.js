@@ -396,6 +396,41 @@
     return box;
   }
 
+  // The coming seven days of a place's hours, in the territory's time (computed by the server): a table
+  // behind a disclosure, today marked in words and by aria-current, not by colour alone.
+  function week(item) {
+    var box = el("details", "rpt-week");
+    box.appendChild(el("summary", "rpt-week__summary", "Horaires des 7 prochains jours"));
+    var table = el("table", "rpt-table rpt-week__table");
+    var caption = el("caption", null, "Horaires des 7 prochains jours");
+    caption.appendChild(el("span", "visually-hidden", " : " + item.name));
+    table.appendChild(caption);
+    var head = el("tr");
+    ["Jour", "Horaires"].forEach(function (h) {
+      var th = el("th", null, h);
+      th.scope = "col";
+      head.appendChild(th);
+    });
+    var thead = el("thead");
+    thead.appendChild(head);
+    table.appendChild(thead);
+    var body = el("tbody");
+    item.week.forEach(function (day) {
+      var tr = el("tr", "rpt-week__day rpt-week__day--" + day.state + (day.today ? " rpt-week__day--today" : ""));
+      if (day.today) tr.setAttribute("aria-current", "date");
+      var th = el("th", null, day.label);
+      th.scope = "row";
+      if (day.today) th.appendChild(el("span", "rpt-week__tag", " (aujourd'hui)"));
+      if (day.holiday) th.appendChild(el("span", "rpt-week__tag", " (férié)"));
+      tr.appendChild(th);
+      tr.appendChild(el("td", null, day.text));
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    box.appendChild(table);
+    return box;
+  }
+
   function place(item) {
     var li = el("li", "rpt-place");
     li.appendChild(el("h4", "rpt-place__name", item.name));
@@ -407,6 +442,13 @@
     if (item.opening) {
       li.appendChild(el("p", "rpt-open rpt-open--" + item.opening.state, item.opening.label));
     }
+    if (item.hours_text) {
+      var hours = el("p", "rpt-hours");
+      hours.appendChild(el("span", "rpt-hours__label", "Horaires : "));
+      hours.appendChild(document.createTextNode(item.hours_text));
+      li.appendChild(hours);
+    }
+    if (item.week) li.appendChild(week(item));
     if (item.services && item.services.length) {
       li.appendChild(el("p", "rpt-place__services", "Services : " + item.services.join(", ")));
     }
