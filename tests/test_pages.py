@@ -10,13 +10,14 @@ from html.parser import HTMLParser
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from geo_service import vendor
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
 from geo_service.services.app_caches import AppCaches
 from geo_service.services.resident import map_page
+from geo_service.services.resident.hours_in_words import in_words
 from geo_service.settings import MapSettings, Settings
 
 
@@ -177,3 +178,19 @@ def test_dense_layers_are_chosen_by_their_size(conn: Connection, caches: AppCach
     assert by_id["communes"]["dense"] and by_id["communes"]["zoomHint"] == "Zoomez pour afficher les communes"
     assert page.config["denseMinZoom"] == MapSettings().dense_min_zoom
     assert map_page.zoom_hint(caches.registry.get("premises")).startswith("Zoomez pour afficher les locaux")
+
+
+def test_popups_read_opening_hours_in_words(conn: Connection, caches: AppCaches, demo_territory):
+    """A place's popup says its hours as the report does (« du lundi au vendredi… »), never the OSM expression."""
+    page = map_page.build_map_page(conn, caches, MapSettings(), "du Lot")
+    expressions = conn.execute(text("SELECT DISTINCT horaires FROM digital_help_places "
+                                    "WHERE horaires IS NOT NULL")).scalars().all()
+    assert expressions and set(expressions) <= set(page.config["hoursWords"])
+    for expression in expressions:
+        words = page.config["hoursWords"][expression]
+        assert words == in_words(expression).text and words != expression
+        assert not re.search(r"\b(Mo|Tu|We|Th|Fr|Sa|Su|PH)\b", words), words
+    popup = {f["name"]: f for f in next(layer for layer in page.config["layers"]
+                                        if layer["id"] == "digital_help_places")["popup"]}
+    assert popup["horaires"]["hours"] and popup["horaires"]["label"] == "Horaires"
+    assert not popup["nom"]["hours"]

@@ -25,6 +25,9 @@ from geo_service.services.app_caches import AppCaches
 from geo_service.services.basemap import basemap_choice
 from geo_service.services.basemap.basemap_choice import BasemapChoice
 from geo_service.services.publish import layer_geojson, layer_state
+from geo_service.services.publish.visibility import visible_rows_sql
+from geo_service.services.resident.hours_in_words import in_words
+from geo_service.services.sql_build import quote_ident
 from geo_service.settings import MapSettings
 
 POLYGONS = ("Polygon", "MultiPolygon")
@@ -227,6 +230,30 @@ def cached_territory_bounds(conn: Connection, caches: AppCaches, layers: list[La
     return caches.map_facts.get(key, least, lambda: territory_bounds(conn, layers))
 
 
+# Popups show opening hours in words, as the report does; the OSM expression stays in the data (API, exports).
+HOURS_FIELD = "horaires"
+
+
+def shows_hours(layer: LayerDecl) -> bool:
+    return HOURS_FIELD in layer.popup and any(f.name == HOURS_FIELD for f in layer.public_fields())
+
+
+def hours_words(conn: Connection, caches: AppCaches, layers: list[LayerDecl],
+                states: dict[str, layer_state.LayerState]) -> dict[str, str]:
+    """The French words of each opening-hours expression a popup may show (a few hundred places share far fewer
+    expressions), read again only when a layer has changed."""
+    def expressions(layer: LayerDecl) -> list[str]:
+        return list(conn.execute(text(
+            f"SELECT DISTINCT {HOURS_FIELD} FROM {quote_ident(layer.id)} "
+            f"WHERE {visible_rows_sql(layer)} AND {HOURS_FIELD} IS NOT NULL")).scalars())
+    words: dict[str, str] = {}
+    for layer in filter(shows_hours, layers):
+        for expression in caches.map_facts.get(("hours", layer.id), states[layer.id],
+                                                lambda layer=layer: expressions(layer)):
+            words[expression] = in_words(expression).text
+    return words
+
+
 def _popup_fields(layer: LayerDecl) -> list[dict[str, Any]]:
     public = {f.name for f in layer.public_fields()}
     out = []
@@ -234,8 +261,9 @@ def _popup_fields(layer: LayerDecl) -> list[dict[str, Any]]:
         if name not in public:
             continue  # a restricted field never reaches the public map
         f = layer.field(name)
-        out.append({"name": f.name, "label": f.label, "type": f.type, "unit": f.unit,
-                    "codes": [[c.value, c.label] for c in f.codes] if f.codes else None})
+        hours = f.name == HOURS_FIELD
+        out.append({"name": f.name, "label": "Horaires" if hours else f.label, "type": f.type, "unit": f.unit,
+                    "codes": [[c.value, c.label] for c in f.codes] if f.codes else None, "hours": hours})
     return out
 
 
@@ -324,6 +352,7 @@ def build_map_page(conn: Connection, caches: AppCaches, settings: MapSettings, o
         "layers": [_layer_config(layer, layer.id in dense) for layer in public],
         "strings": CHROME_STRINGS.get(lang, {}),
         "pointZoom": POINT_ZOOM,
+        "hoursWords": hours_words(conn, caches, public, states),
         # resident.js (search, report): the API it calls and the page without JavaScript.
         "resident": {"geocode": f"{base_path}/api/geocode", "nearby": f"{base_path}/api/nearby",
                      "reportPage": f"{base_path}/map/report"},

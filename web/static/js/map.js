@@ -212,6 +212,8 @@
       if (field.name === decl.labelField) return;  // already the heading
       var text = formatValue(field, props[field.name]);
       if (text === null) return;
+      // Opening hours in words (map_page.hours_words), as the report says them; the OSM expression is data.
+      if (field.hours && config.hoursWords && config.hoursWords[text]) text = config.hoursWords[text];
       var dd = el("dd");
       if (/^https?:\/\/\S+$/i.test(text)) {
         var link = el("a", null, text);
