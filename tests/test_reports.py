@@ -302,6 +302,39 @@ def test_a_photo_is_checked_by_its_bytes_reencoded_without_exif_and_shown_only_t
     client.cookies.clear()
 
 
+def test_the_panel_joins_a_photo_to_its_report_with_the_follow_up_token(world):
+    """The map's panel sends the report as JSON, then the photo with the token it got: checked by its bytes,
+    re-encoded without metadata, one per report, never through a confirmer's or an unknown token."""
+    client, engine, (lon, lat) = world["client"], world["engine"], world["points"].inside
+    client.cookies.clear()
+    sent = report(client, lon + 0.03, lat - 0.03, category="wifi", description="Borne éteinte")
+    token = token_of(sent["follow_up_url"])
+    with engine.connect() as conn:
+        stored = lambda: conn.execute(text("SELECT photo_path FROM reports WHERE public_id = :p"),  # noqa: E731
+                                      {"p": sent["id"]}).scalar_one()
+        fake = client.post(f"/signalement/{token}/photo",
+                           files={"photo": ("borne.jpg", b"GIF89a not a photo", "image/jpeg")})
+        assert fake.status_code == 415 and "pas une photo" in fake.json()["detail"] and stored() is None
+        unknown = client.post("/signalement/" + "x" * 43 + "/photo",
+                              files={"photo": ("borne.jpg", _jpeg_with_gps(), "image/jpeg")})
+        assert unknown.status_code == 404 and stored() is None
+        confirmer = report(client, lon + 0.03, lat - 0.03, category="wifi")
+        assert confirmer["duplicate"]
+        refused = client.post(f"/signalement/{token_of(confirmer['follow_up_url'])}/photo",
+                              files={"photo": ("borne.jpg", _jpeg_with_gps(), "image/jpeg")})
+        assert refused.status_code == 404 and "seule la personne" in refused.json()["detail"]
+        joined = client.post(f"/signalement/{token}/photo",
+                             files={"photo": ("borne.jpg", _jpeg_with_gps(), "image/jpeg")})
+        assert joined.status_code == 201, joined.text
+        assert stored() is not None
+        again = client.post(f"/signalement/{token}/photo",
+                            files={"photo": ("borne.jpg", _jpeg_with_gps(), "image/jpeg")})
+        assert again.status_code == 409 and "déjà jointe" in again.json()["detail"]
+    photo = client.get(f"/signalement/{token}/photo")
+    assert photo.status_code == 200 and b"Fabricant" not in photo.content
+    assert not Image.open(io.BytesIO(photo.content)).getexif()
+
+
 def test_the_page_without_javascript_takes_a_report_and_gives_the_link(world):
     client, (lon, lat) = world["client"], world["points"].inside
     form = client.get("/map/signaler", params={"lon": lon, "lat": lat, "layer": "wifi_hotspots", "fid": "12"})

@@ -6,6 +6,7 @@ the axe-core WCAG 2.1 AA audit on a desktop and a phone. Screenshots go to test-
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from browser_support import AXE, BROWSER_MARKS, Visit, axe_violations, open_visit, serve_app, wait_until
 from factories import epci_world
+from PIL import Image
 from playwright.sync_api import expect
 from sqlalchemy import Engine, text
 
@@ -196,12 +198,17 @@ def test_a_feature_popup_reports_a_problem_about_that_feature(browser, server: s
     page.keyboard.press("Enter")
     page.locator("#rapport .problem-form").wait_for()
     assert page.locator("#rapport input[name=category][value=wifi]").is_checked()
+    picture = io.BytesIO()
+    Image.new("RGB", (320, 240), (30, 90, 200)).save(picture, format="PNG")
+    page.get_by_label("Photo (facultative)").set_input_files(
+        {"name": "borne.png", "mimeType": "image/png", "buffer": picture.getvalue()})
     page.get_by_role("button", name="Envoyer le signalement").click()
     page.locator("#lien-suivi-panneau").wait_for()
+    expect(page.locator("#rapport .problem-photo")).to_have_text("Photo jointe au signalement.")
     with engine.connect() as conn:
-        about = conn.execute(text("SELECT layer_id, feature_id, category, public_id FROM reports ORDER BY id DESC "
-                                  "LIMIT 1")).one()
-    assert tuple(about[:3]) == ("wifi_hotspots", fid, "wifi")
+        about = conn.execute(text("SELECT layer_id, feature_id, category, public_id, photo_path IS NOT NULL "
+                                  "FROM reports ORDER BY id DESC LIMIT 1")).one()
+    assert tuple(about[:3]) == ("wifi_hotspots", fid, "wifi") and about[4]
     # The officer opens the concerned feature in the editor from the report.
     officer = signed_in(browser, visits, engine, server, "rpb-admin").goto(f"{server}/admin/reports/{about[3]}").page
     officer.get_by_role("link", name="ouvrir dans l'éditeur").click()

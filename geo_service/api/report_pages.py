@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from geo_service.api.deps import connection, settings_of
+from geo_service.api.deps import connection, settings_of, transaction
 from geo_service.api.problems import status_of
 from geo_service.api.router_helpers import follow_up_url, take_report, templates_for
 from geo_service.errors import InvalidParameter, ServiceError
@@ -93,6 +93,18 @@ def follow_up_page(request: Request, token: str) -> HTMLResponse:
     except ServiceError as exc:
         return _render(request, "map/follow_up.html", {"report": None, "error": exc.detail}, status=status_of(exc))
     return _render(request, "map/follow_up.html", {"report": shown, "error": None, "token": token})
+
+
+@router.post("/signalement/{token}/photo", status_code=201, include_in_schema=False)
+def add_photo(request: Request, token: str, photo: Annotated[UploadFile, File()]) -> JSONResponse:
+    """The map's panel sends the report as JSON, then its photo here with the follow-up token it was given."""
+    settings = settings_of(request)
+    # Checked and re-encoded before the database is touched: a bad file changes nothing.
+    jpeg = report_photos.reencode(photo.file.read(settings.reports.max_photo_bytes + 1), settings.reports)
+    with transaction(request) as conn:
+        follow_up.attach_photo(conn, settings.resolved_photo_dir(), token, jpeg)
+    return JSONResponse({"photo": True, "message": "Photo jointe au signalement"}, status_code=201,
+                        headers={"Cache-Control": "no-store"})
 
 
 @router.get("/signalement/{token}/photo")

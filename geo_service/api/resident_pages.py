@@ -34,7 +34,8 @@ def resident_map(request: Request, conn: ConnectionDep, registry: RegistryDep, s
                                    basemap=basemap_of(request))
     return templates_for(settings.web_dir).TemplateResponse(request, "map/index.html", {
         "page": page, "base": base, "report_retention_days": settings.reports.email_retention_days,
-        "report_max_text": settings.reports.max_text_chars})
+        "report_max_text": settings.reports.max_text_chars,
+        "report_max_photo_mb": settings.reports.max_photo_bytes // (1024 * 1024)})
 
 
 def parse_coordinate(value: str | None, name: str, bound: float) -> float | None:

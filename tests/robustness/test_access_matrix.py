@@ -149,6 +149,7 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("POST", "/map/signaler"): PUBLIC_READ,
     ("GET", "/signalement/{token}"): PUBLIC_READ,
     ("GET", "/signalement/{token}/photo"): PUBLIC_READ,
+    ("POST", "/signalement/{token}/photo"): same(201),
     ("GET", "/admin/reports"): expect(303, 401, 401, 403, 200, 200, 200),
     ("GET", "/admin/reports/{public_id}"): expect(303, 401, 401, 403, 404, 200, 200),
     ("POST", "/admin/reports/{public_id}"): expect(403, 401, 401, 403, 404, 303, 303),
@@ -265,8 +266,8 @@ class Matrix:
         n = next(_n)
         return lon + (n % 20) * 0.002, lat + (n // 20) * 0.002
 
-    def report(self) -> tuple[str, str]:
-        """A report in EPCI B's area, with a photo: its public number and follow-up token."""
+    def report(self, photo: bool = True) -> tuple[str, str]:
+        """A report in EPCI B's area, with a photo (or not): its public number and follow-up token."""
         from geo_service.services.reports import report_photos, submission
 
         lon, lat = self.report_point()
@@ -274,8 +275,9 @@ class Matrix:
         with self.world.engine.begin() as conn:
             received = submission.submit(conn, self.world.registry, rules,
                                          submission.Submission("other", lon, lat), ip_hash=None)
-            report_photos.attach(conn, self.world.settings.resolved_photo_dir(), received.report_id,
-                                 report_photos.reencode(tiny_png(), self.world.settings.reports))
+            if photo:
+                report_photos.attach(conn, self.world.settings.resolved_photo_dir(), received.report_id,
+                                     report_photos.reencode(tiny_png(), self.world.settings.reports))
         return received.public_id, received.token
 
     def upload(self, client: TestClient, actor: Actor) -> str:
@@ -405,6 +407,8 @@ def _calls() -> dict[tuple[str, str], Callable[[Matrix, TestClient, Actor], Call
                                                                                  "lat": m.world.inside[1]}}),
         ("GET", "/signalement/{token}"): lambda m, c, a: (f"/signalement/{m.report()[1]}", {}),
         ("GET", "/signalement/{token}/photo"): lambda m, c, a: (f"/signalement/{m.report()[1]}/photo", {}),
+        ("POST", "/signalement/{token}/photo"): lambda m, c, a: (f"/signalement/{m.report(photo=False)[1]}/photo", {
+            "files": {"photo": ("borne.png", tiny_png(), "image/png")}}),
         ("GET", "/admin/reports/{public_id}"): lambda m, c, a: (f"/admin/reports/{m.report()[0]}", {}),
         ("POST", "/admin/reports/{public_id}"): lambda m, c, a: (f"/admin/reports/{m.report()[0]}",
                                                                  form(a, status="acknowledged", answer="Vu")),

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Connection, text
 
-from geo_service.errors import NotFound
+from geo_service.errors import Conflict, NotFound
+from geo_service.services.reports import report_photos
 from geo_service.services.reports.report_categories import BY_CODE, STATUS_LABELS, details_label
 from geo_service.services.reports.submission import people_count, token_digest
 
@@ -85,3 +87,17 @@ def photo_of(conn: Connection, token: str) -> str:
     if not name:
         raise NotFound("Pas de photo pour ce signalement")
     return name
+
+
+def attach_photo(conn: Connection, photo_dir: Path, token: str, jpeg: bytes) -> None:
+    """Join a re-encoded photo to the report of the reporter's own token (the map's panel sends the report first,
+    then its photo); one photo per report."""
+    if not token or len(token) > 100:
+        raise NotFound("Lien de suivi inconnu")
+    row = conn.execute(text("SELECT id, photo_path FROM reports WHERE token_hash = :h FOR UPDATE"),
+                       {"h": token_digest(token)}).one_or_none()
+    if row is None:
+        raise NotFound("Lien de suivi inconnu : seule la personne qui a fait le signalement peut y joindre une photo")
+    if row[1]:
+        raise Conflict("Une photo est déjà jointe à ce signalement")
+    report_photos.attach(conn, photo_dir, row[0], jpeg)

@@ -14,6 +14,7 @@
   var base = (script && script.getAttribute("data-base")) || "";
   var retentionDays = (script && script.getAttribute("data-retention-days")) || "365";
   var maxText = parseInt((script && script.getAttribute("data-max-text")) || "2000", 10);
+  var maxPhotoMb = parseInt((script && script.getAttribute("data-max-photo-mb")) || "5", 10);
   var panel = document.getElementById("rapport");
   var panelBody = document.getElementById("rapport-contenu");
   var services = null;
@@ -105,6 +106,13 @@
     text.rows = 3;
     text.maxLength = maxText;
     form.appendChild(field("Précisez (facultatif)", text, "N'écrivez pas d'informations personnelles (nom, téléphone)."));
+    var photo = el("input");
+    photo.type = "file";
+    photo.id = id("photo");
+    photo.name = "photo";
+    photo.accept = "image/jpeg,image/png,image/webp";
+    form.appendChild(field("Photo (facultative)", photo, "JPEG, PNG ou WebP, " + maxPhotoMb + " Mo au plus ; " +
+      "ses métadonnées (lieu, appareil) sont effacées. Seuls vous et les agents la voient."));
     var email = el("input");
     email.type = "email";
     email.id = id("courriel");
@@ -177,6 +185,7 @@
           return;
         }
         done(box, result.body);
+        if (photo.files.length && !result.body.duplicate) sendPhoto(box, result.body.follow_up_url, photo.files[0]);
       }).catch(function () {
         send.disabled = false;
         answer.replaceChildren(el("p", "rpt-problem", "L'envoi n'a pas abouti. Réessayez."));
@@ -200,6 +209,23 @@
     box.replaceChildren(title, message, intro, p);
     title.focus();
     lot.say(result.message);
+  }
+
+  // The photo goes after the report, with the follow-up link's token (services/reports/follow_up.attach_photo).
+  function sendPhoto(box, followUpUrl, file) {
+    var status = el("p", "problem-photo", "Envoi de la photo…");
+    status.setAttribute("role", "status");
+    box.appendChild(status);
+    var data = new FormData();
+    data.append("photo", file);
+    fetch(followUpUrl + "/photo", {method: "POST", body: data}).then(function (response) {
+      return response.json().then(function (json) { return {ok: response.ok, body: json}; });
+    }).then(function (result) {
+      status.textContent = result.ok ? "Photo jointe au signalement." :
+        "Photo non jointe : " + (result.body.detail || "refusée") + ". Le signalement, lui, est bien enregistré.";
+    }).catch(function () {
+      status.textContent = "Photo non jointe (envoi interrompu). Le signalement, lui, est bien enregistré.";
+    });
   }
 
   function open(where) {
