@@ -88,14 +88,26 @@ def test_a_request_round_trip_without_personal_data(open311, engine):
     assert "dupont" not in everything.lower() and "Aucun réseau" not in everything
 
 
-def test_open311_refusals_are_french_problems(open311):
+def open311_error(response) -> str:
+    """The one error of GeoReport v2's error format (a list of code and description), its description."""
+    assert response.headers["content-type"] == "application/json"
+    [error] = response.json()
+    assert error["code"] == response.status_code
+    return error["description"]
+
+
+def test_open311_refusals_are_french_in_the_specification_error_format(open311):
     client, (lon, lat) = open311
     missing = client.post("/requests.json", data={"service_code": "wifi"})
-    assert missing.status_code == 400 and "lat et long" in missing.json()["detail"]
+    assert missing.status_code == 400 and "lat et long" in open311_error(missing)
     unknown = client.post("/requests.json", data={"service_code": "nids-de-poule", "lat": str(lat),
                                                   "long": str(lon)})
-    assert unknown.status_code == 400 and unknown.headers["content-type"].startswith("application/problem+json")
+    assert unknown.status_code == 400 and "Catégorie inconnue" in open311_error(unknown)
     outside = client.post("/requests.json", data={"service_code": "wifi", "lat": "48.85", "long": "2.35"})
-    assert outside.status_code == 422
-    assert client.get("/requests.json", params={"start_date": "hier"}).status_code == 400
-    assert client.get("/requests/SINCONNU.json").status_code == 404
+    assert outside.status_code == 422 and open311_error(outside)
+    dated = client.get("/requests.json", params={"start_date": "hier"})
+    assert dated.status_code == 400 and "start_date" in open311_error(dated)
+    unknown_request = client.get("/requests/SINCONNU.json")
+    assert unknown_request.status_code == 404 and open311_error(unknown_request)
+    no_code = client.post("/requests.json", data={})  # a missing form field: the request's own validation
+    assert no_code.status_code == 400 and "service_code" in open311_error(no_code)

@@ -13,7 +13,9 @@ from geo_service.api.router_helpers import follow_up_url, take_report
 from geo_service.services.reports import open311
 
 router = APIRouter(prefix="/open311/v2", tags=["Open311 GeoReport v2"])
-PROBLEM = {"description": "Problème (RFC 9457), message en français", "content": {"application/problem+json": {}}}
+# Errors in the specification's format (api/problems.py: for_client), French descriptions.
+PROBLEM = {"description": "Erreur GeoReport v2 : liste de {code, description}, en français",
+           "content": {"application/json": {}}}
 PUBLIC = {"Cache-Control": "public, max-age=60"}
 
 

@@ -7,6 +7,7 @@ current ``ETag``), and turns database faults and request-validation errors into 
 
 from __future__ import annotations
 
+import json
 import logging
 
 import psycopg
@@ -115,6 +116,22 @@ _FAULT_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY"
                   "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'", "Cache-Control": "no-store"}
 
 
+# Open311 GeoReport v2 clients read an error as a list of ``{"code", "description"}`` (the specification's error
+# format, with the HTTP status); the same French texts and headers, shaped for them under /open311/.
+OPEN311_PREFIX = "/open311/"
+
+
+def for_client(request: Request, response: JSONResponse) -> JSONResponse:
+    """``response`` as the client of this path expects an error: problem details, or Open311's list."""
+    if not request.url.path.startswith(OPEN311_PREFIX):
+        return response
+    body = json.loads(response.body)
+    shaped = JSONResponse([{"code": response.status_code, "description": f"{body['title']} : {body['detail']}"}],
+                          status_code=response.status_code)
+    shaped.headers.update({k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")})
+    return shaped
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error leaves as problem details; the mapping lives here and nowhere else."""
 
@@ -127,7 +144,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return problem_of(exc)
+        return for_client(request, problem_of(exc))
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(psycopg.Error)
@@ -136,7 +153,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         # the database away, a statement cut by its time limit, a lock wait, a NUL in text; else a fault of ours.
         known = errors.database_problem(exc, request.app.state.settings.db.statement_timeout_ms)
         if known is not None:
-            return problem_of(known)
+            return for_client(request, problem_of(known))
         log.exception("database error on %s %s", request.method, request.url.path, exc_info=exc)
         return problem(500, "Erreur interne", "Erreur interne du service : elle a été consignée")
 
@@ -144,8 +161,9 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         parameter = ".".join(str(p) for p in first["loc"][1:]) or None
-        return problem(400, "Paramètre invalide",
-                       f"Paramètre « {parameter} » invalide : {_french(first)}", parameter=parameter)
+        return for_client(request, problem(400, "Paramètre invalide",
+                                           f"Paramètre « {parameter} » invalide : {_french(first)}",
+                                           parameter=parameter))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -153,4 +171,4 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"Aucune ressource à l'adresse {request.url.path}"
-        return problem(exc.status_code, titles.get(exc.status_code, "Erreur"), detail)
+        return for_client(request, problem(exc.status_code, titles.get(exc.status_code, "Erreur"), detail))
