@@ -14,9 +14,13 @@ from sqlalchemy import text
 
 from geo_service.errors import ImportFileError
 from geo_service.services.importers import guess_source_date, kinds
+from geo_service.services.importers.formats.mast_keys import STATIONS_MERGE
 from geo_service.services.importers.framework import coordinates
 from geo_service.services.importers.framework.csv_table import sniff_delimiter, sniff_encoding
+from geo_service.services.importers.framework.import_report import IssueLog, TableCounts
+from geo_service.services.importers.framework.staging import Stage, Target
 from geo_service.services.importers.framework.values import dms_to_decimal, parse_date, parse_float, parse_int
+from geo_service.tables import metadata_for
 
 
 @pytest.fixture(autouse=True)
@@ -160,6 +164,30 @@ def test_the_import_is_journaled_with_its_file_and_counts(conn, registry, settin
     row = conn.execute(text("SELECT source, licence, source_date, import_id, updated_by FROM premises "
                             "WHERE imb_id = 'IMB/46042/TEST/0001'")).one()
     assert row == (report.dataset, "Licence Ouverte (Etalab)", date(2026, 9, 2), report.import_id, "agent-sig")
+
+
+def test_a_new_row_is_written_as_its_merges_make_it(conn, registry):
+    """A merged column of a new row holds what its merge makes of the row (here a sorted union without
+    repeats), not the staged value: staging the same row again finds it unchanged and writes nothing."""
+    target = Target.of(metadata_for(registry).tables["mobile_masts"], ("id_station_anfr",),
+                       ("nom", "code_insee", "operateurs", "dispositif", "statut", "stations_anfr"),
+                       merge={"stations_anfr": STATIONS_MERGE})
+    row = {"id_station_anfr": "0460000091", "nom": "Site d'essai", "code_insee": "46042",
+           "operateurs": ["sfr", "bouygues"], "dispositif": "commercial", "statut": "en service",
+           "stations_anfr": ["0460000092", "0460000091", "0460000092"]}
+    state = """SELECT m.stations_anfr, m.version, c.version FROM mobile_masts m
+               JOIN layer_changes c ON c.layer_id = 'mobile_masts' WHERE m.id_station_anfr = '0460000091'"""
+    found = []
+    for _ in range(2):
+        stage = Stage(conn, target, "sites.csv", IssueLog())
+        stage.add(2, row, coordinates.point_ewkb(1.44, 44.45))
+        stage.finish()
+        counts = stage.upsert({}, TableCounts("mobile_masts"))
+        stage.drop()
+        found.append(((counts.inserted, counts.updated, counts.unchanged), conn.execute(text(state)).one()))
+    (first, written), (second, again) = found
+    assert first == (1, 0, 0) and written[0] == ["0460000091", "0460000092"]
+    assert second == (0, 0, 1) and again == written
 
 
 @pytest.fixture

@@ -6,13 +6,25 @@ from datetime import date
 
 import pytest
 import shapely
-from import_helpers import FIXTURES, GRAMAT_L93, counts, coverage_gpkg, issues, run, square_around, zipped
+from import_helpers import (
+    FIXTURES,
+    GRAMAT_L93,
+    counts,
+    coverage_gpkg,
+    delete_imported,
+    issues,
+    run,
+    square_around,
+    zipped,
+)
 from pyproj import Transformer
 from sqlalchemy import text
 
 from geo_service.services.importers import white_zone_compute
 
 SITES = FIXTURES / "2026_T1_sites_Metropole.csv"
+# Sites shared by two operators: one station for both (RAN sharing), and one station each.
+SHARED_SITES = FIXTURES / "2026_T2_sites_Metropole.csv"
 MAST_COLUMNS = ("operateurs", "technos_orange", "technos_sfr", "technos_free", "technos_bouygues", "dispositif",
                 "site_zb", "site_dcc", "site_strategique", "stations_anfr", "statut", "hauteur_m", "proprietaire",
                 "systemes", "date_mise_en_service")
@@ -54,6 +66,41 @@ def test_sites_keep_a_departemental_mast_and_its_edited_name(conn, registry, set
     assert counts(again, "mobile_masts") == (0, 0, 3)
     row = conn.execute(text("SELECT dispositif, nom FROM mobile_masts WHERE id_station_anfr = '0460000001'")).one()
     assert row == ("departemental", "Pylône du Pech")
+
+
+@pytest.fixture
+def committed(engine):
+    yield engine
+    delete_imported(engine, ("mobile_masts",))
+
+
+def test_a_second_import_of_shared_sites_writes_nothing(committed, registry, settings):
+    """Committed imports of a file where two operators share sites: the same file again inserts, updates and
+    deletes nothing, and leaves updated_at, version and the layer change counter exactly as they were."""
+    snapshot = """SELECT id_station_anfr, stations_anfr, updated_at, version, import_id FROM mobile_masts
+                  WHERE NOT demo ORDER BY 1"""
+    changes = "SELECT version FROM layer_changes WHERE layer_id = 'mobile_masts'"
+    with committed.begin() as conn:
+        first = run(conn, registry, settings, "arcep-sites", SHARED_SITES)
+    assert counts(first, "mobile_masts") == (3, 0, 0) and (first.kept, first.rejected) == (5, 0)
+    with committed.connect() as conn:
+        got = masts(conn)
+        before, counter = conn.execute(text(snapshot)).all(), conn.execute(text(changes)).scalar_one()
+    # SFR and Bouygues on one station: one mast, the station listed once.
+    figeac = got["0460000021"]
+    assert (figeac["operateurs"], figeac["stations_anfr"]) == (["sfr", "bouygues"], ["0460000021"])
+    assert (figeac["technos_sfr"], figeac["technos_bouygues"]) == (["2G", "3G", "4G"], ["4G"])
+    # Orange and Free on a station each, Free's listed first: keyed by the smallest station.
+    souillac = got["0460000031"]
+    assert (souillac["operateurs"], souillac["stations_anfr"]) == (["orange", "free"], ["0460000031", "0460000032"])
+    with committed.begin() as conn:
+        again = run(conn, registry, settings, "arcep-sites", SHARED_SITES)
+    masts_again = again.table("mobile_masts")
+    assert (masts_again.inserted, masts_again.updated, masts_again.deleted, masts_again.unchanged) == (0, 0, 0, 3)
+    assert again.changed == 0 and (again.kept, again.rejected) == (first.kept, first.rejected)
+    with committed.connect() as conn:
+        assert conn.execute(text(snapshot)).all() == before
+        assert conn.execute(text(changes)).scalar_one() == counter
 
 
 def test_anfr_enriches_arcep_masts_and_adds_new_ones(conn, registry, settings, tmp_path):

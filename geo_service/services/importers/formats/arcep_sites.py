@@ -2,9 +2,10 @@
 
 The file has one row per operator and site (``;``, ``x``/``y`` Lambert-93 and ``latitude``/``longitude``
 WGS84, decimal point or comma). Rows at the same position (to the metre, Lambert-93) are one physical
-site: its mast lists the operators, each operator's technologies, its stations, and the programme flags
-``site_ZB``, ``site_DCC``, ``site_strategique``. The ``dispositif`` follows the flags, except that a mast
-the Département recorded as its own (``departemental``) stays so when the flags say nothing.
+site: its mast lists the operators, each operator's technologies, its stations (each once, also when
+operators share one), and the programme flags ``site_ZB``, ``site_DCC``, ``site_strategique``. The
+``dispositif`` follows the flags, except that a mast the Département recorded as its own (``departemental``)
+stays so when the flags say nothing.
 Names are placeholders set on creation only (ARCEP gives none): a name people entered is kept.
 """
 
@@ -34,7 +35,7 @@ class _Site:
     lat: float
     code: str
     commune: str | None
-    stations: list[str] = field(default_factory=list)
+    stations: set[str] = field(default_factory=set)  # operators sharing one station list it once each
     technos: dict[str, set[str]] = field(default_factory=dict)
     flags: dict[str, bool] = field(default_factory=lambda: dict.fromkeys(FLAGS, False))
 
@@ -118,7 +119,7 @@ def _read_row(ctx: ImportContext, file: str, line: int, rec: dict[str, str], cod
     x, y = coordinates.from_wgs84(coordinates.LAMBERT93).transform(lon, lat)
     site = sites.setdefault((round(x), round(y)), _Site(line, 0, lon, lat, code or "", rec.get("nom_com") or None))
     site.rows += 1
-    site.stations.append(station)
+    site.stations.add(station)
     site.technos.setdefault(operator, set()).update(technos)
     for name, value in flags.items():
         site.flags[name] = site.flags[name] or value

@@ -23,7 +23,7 @@ STATIONS_MERGE = ("ARRAY(SELECT DISTINCT s FROM unnest(coalesce({old}.stations_a
                   "|| coalesce({new}.stations_anfr, '{{}}'::text[])) AS u(s) ORDER BY s)")
 
 
-def resolve_keys(conn: Connection, sites: Iterable[list[str]]) -> list[str]:
+def resolve_keys(conn: Connection, sites: Iterable[Iterable[str]]) -> list[str]:
     """For each site (its station numbers), the key of the mast that already holds one of them, else the
     smallest station number."""
     sites = [sorted(set(stations)) for stations in sites]

@@ -5,7 +5,9 @@ file size: Python keeps a chunk, PostgreSQL the rest. Once the file is read, the
 whole (point inside the territory outline, duplicate keys) and merged with one
 ``INSERT … ON CONFLICT (key) DO UPDATE … WHERE the row really changed``: a re-import of the same file
 updates nothing — not ``updated_at``, not ``version``, and no statement runs at all when nothing differs
-(statement triggers such as the layer change counter stay quiet).
+(statement triggers such as the layer change counter stay quiet). For that, a new row is written as its
+merges make it (a union sorted without repeats, say), never as the file gave it: otherwise the second
+import would compare the file's form with the merged one and find a change.
 
 Identifiers in the SQL come from the layer declarations and the importers' code, never from a file.
 """
@@ -32,7 +34,10 @@ class Target:
 
     ``insert_only`` columns (``geom`` included) are set when the row is created and left alone afterwards
     (e.g. a placeholder name people may have edited); ``merge`` gives the SQL of the updated value of a
-    column, with ``{old}`` and ``{new}`` standing for the existing and the imported row.
+    column, with ``{old}`` and ``{new}`` standing for the existing and the imported row. A new row gets what
+    the merge makes of it against no existing row (``{old}`` all NULL); a merge must give the same value
+    when applied twice with the same imported row (a union, keeping an old value), so that an unchanged
+    file finds every row unchanged.
     """
 
     table: str
@@ -66,10 +71,14 @@ class Target:
     def updated(self) -> tuple[str, ...]:
         return tuple(c for c in (*self.columns, *(("geom",) if self.geometry else ())) if c not in self.insert_only)
 
-    def new_value(self, column: str, new: str) -> str:
+    def new_value(self, column: str, new: str, old: str = "t") -> str:
         if column in self.merge:
-            return "(" + self.merge[column].format(old="t", new=new) + ")"
+            return "(" + self.merge[column].format(old=old, new=new) + ")"
         return f"{new}.{column}"
+
+    def first_value(self, column: str, new: str) -> str:
+        """SQL: the value of a merged column in a new row, its merge with no existing row."""
+        return self.new_value(column, new, old=f"(NULL::{self.table})")
 
     def changed(self, new: str) -> str:
         """SQL: the existing row ``t`` differs from what the import would make of it."""
@@ -122,8 +131,13 @@ class Stage:
         self._rows.clear()
 
     def finish(self) -> int:
-        """Send the last chunk and gather statistics; returns the rows staged."""
+        """Send the last chunk, put merged columns in the form a new row is written in (so that inserting,
+        comparing and updating all see the same values), and gather statistics; returns the rows staged."""
         self.flush()
+        merged = [c for c in self.target.columns if c in self.target.merge]
+        if merged:
+            sets = ", ".join(f"{c} = {self.target.first_value(c, 's')}" for c in merged)
+            self.conn.execute(text(f"UPDATE {self.name} s SET {sets}"))
         self.conn.execute(text(f"ANALYZE {self.name}"))
         return self.count
 
