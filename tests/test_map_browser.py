@@ -101,7 +101,8 @@ def test_the_first_view_is_calm_and_operators_are_one_click_away(browser, server
         page = visit.page
         shown = "() => window.lotMap && window.lotMap.shownLayers().join(',')"
         page.wait_for_function(f"() => ({shown})() !== ''", timeout=SETTLE_MS)
-        assert page.evaluate(shown) == "white_zones:tous,wifi_hotspots,third_places,digital_help_places"
+        first_view = "white_zones:tous,wifi_hotspots,third_places,digital_help_places"
+        page.wait_for_function(f"() => ({shown})() === '{first_view}'", timeout=SETTLE_MS)
         codes = {c.value: c.color for c in registry.get("white_zones").field("operateur").codes}
         expect(zone_paths(page, codes["tous"]).first).to_be_attached(timeout=SETTLE_MS)
         for operator in ("orange", "sfr", "bouygues", "free"):
@@ -111,7 +112,7 @@ def test_the_first_view_is_calm_and_operators_are_one_click_away(browser, server
         group = page.get_by_role("group", name="Zones blanches")
         group.get_by_label("Orange", exact=True).check()
         expect(zone_paths(page, codes["orange"]).first).to_be_attached(timeout=SETTLE_MS)
-        assert "white_zones:orange" in page.evaluate(shown)
+        page.wait_for_function(f"() => ({shown})().split(',').includes('white_zones:orange')", timeout=SETTLE_MS)
         assert zone_paths(page, codes["tous"]).count() > 0  # the other toggle keeps its zones
         assert visit.errors == []
     finally:
@@ -161,7 +162,7 @@ def test_popup_shows_hostile_text_as_text(desktop: Visit, artefacts_dir: Path):
     assert "Bornes « WIFI public lotois »" in content and "En service" in content  # code label, not "installee"
     assert "Donnée de démonstration" in content
     assert popup.locator("img, script").count() == 0
-    assert page.evaluate("window.__xss") is None
+    page.wait_for_function("() => window.__xss === undefined")  # times out if the stored markup ran
     page.screenshot(path=str(artefacts_dir / "map-desktop-popup.png"))
     page.keyboard.press("Escape")
 
