@@ -130,6 +130,18 @@ def browser() -> Iterator:
         yield chromium
 
 
+@pytest.fixture
+def visits(browser) -> Iterator[list]:
+    """The pages a browser test opens (browser_support.open_visit); each closed afterwards, after checking that
+    it asked nothing of another host and logged no script error."""
+    opened: list = []
+    yield opened
+    for visit in opened:
+        assert visit.foreign_requests() == [], visit.foreign_requests()
+        assert visit.errors == [], visit.errors
+        visit.close()
+
+
 def raw_connection(settings: Settings) -> psycopg.Connection:
     """A plain psycopg connection to the test database (for checks that bypass SQLAlchemy)."""
     return psycopg.connect(settings.sqlalchemy_url.replace("postgresql+psycopg://", "postgresql://"))

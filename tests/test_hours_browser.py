@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import AXE, BROWSER_MARKS, SETTLE_MS, Visit, axe_violations, open_visit, serve_app
+from browser_support import AXE, BROWSER_MARKS, SETTLE_MS, axe_violations, open_visit, serve_app
 from playwright.sync_api import expect
 from sqlalchemy import Engine, text
 
@@ -58,16 +58,6 @@ def server(settings: Settings, help_place) -> Iterator[str]:
         vendor.vendor(settings.web_dir)
     with serve_app(create_app(settings)) as url:
         yield url
-
-
-@pytest.fixture
-def visits(browser) -> Iterator[list[Visit]]:
-    opened: list[Visit] = []
-    yield opened
-    for visit in opened:
-        assert visit.foreign_requests() == [], visit.foreign_requests()
-        assert visit.errors == [], visit.errors
-        visit.close()
 
 
 def plain(words: str) -> str:

@@ -61,16 +61,6 @@ def server(settings: Settings, world) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def visits(browser) -> Iterator[list[Visit]]:
-    opened: list[Visit] = []
-    yield opened
-    for visit in opened:
-        assert visit.foreign_requests() == [], visit.foreign_requests()
-        assert visit.errors == [], visit.errors
-        visit.close()
-
-
 def signed_in(browser, visits: list[Visit], engine: Engine, server: str, username: str, **viewport) -> Visit:
     """A browser context holding a session of ``username`` (the cookie the login form would have set)."""
     size = {"width": 1280, "height": 900, **viewport}

@@ -15,7 +15,6 @@ from browser_support import (
     AXE,
     BROWSER_MARKS,
     SETTLE_MS,
-    Visit,
     axe_violations,
     open_visit,
     serve_app,
@@ -84,16 +83,6 @@ def strict_server(settings: Settings, demo_territory) -> Iterator[str]:
     """The app with the default frame-ancestors (self and lot.fr only)."""
     with serve_app(create_app(settings)) as url:
         yield url
-
-
-@pytest.fixture
-def visits(browser) -> Iterator[list[Visit]]:
-    opened: list[Visit] = []
-    yield opened
-    for visit in opened:
-        assert visit.foreign_requests() == [], visit.foreign_requests()
-        assert visit.errors == [], visit.errors
-        visit.close()
 
 
 def expected_headline(server: str, lon: float, lat: float) -> str:

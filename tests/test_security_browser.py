@@ -55,16 +55,6 @@ def server(settings: Settings, loaded_boundaries: Engine, registry: LayerRegistr
         wipe_editing(conn, registry)
 
 
-@pytest.fixture
-def visits(browser) -> Iterator[list[Visit]]:
-    opened: list[Visit] = []
-    yield opened
-    for visit in opened:
-        assert visit.foreign_requests() == [], visit.foreign_requests()
-        assert visit.errors == [], visit.errors
-        visit.close()
-
-
 def open_recording(browser, visits: list[Visit]) -> Visit:
     visit = open_visit(browser, visits)
     visit.context.add_init_script(RECORD_VIOLATIONS)
