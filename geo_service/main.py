@@ -30,6 +30,7 @@ from geo_service.api import (
     docs,
     embed_pages,
     health,
+    indicator_api,
     layer_features,
     ogc_read,
     ogc_write,
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The hot paths are matched first: each request is tried against the routes in order (≈100 µs when
     # /ogc came sixth). The resident map's (a request per keystroke and per click), then the OGC API's.
     app.include_router(nearby_api.router)
+    app.include_router(indicator_api.router)
     app.include_router(ogc_read.router)
     app.include_router(embed_pages.router)
     app.include_router(health.router)
