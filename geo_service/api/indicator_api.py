@@ -45,12 +45,14 @@ class IndicatorsResponse(BaseModel):
 
 
 def _table(request: Request) -> indicator_values.IndicatorTable:
-    territory, registry, caches = settings_of(request).territory, registry_of(request), caches_of(request)
-    # The service's engine (not the read engine): the first computation takes seconds, then it is cached.
+    settings, registry, caches = settings_of(request), registry_of(request), caches_of(request)
+    territory = settings.territory
+    # The service's engine (not the read engine), in a transaction that has its own, longer time limit: the
+    # computation takes seconds, then is reused until a source layer changes.
     with connection(request) as conn:
         state = indicator_values.cache_state(conn)
         return caches.indicators.get(territory.departement, state, lambda: indicator_values.compute(
-            conn, registry, (territory.departement, territory.name)))
+            conn, registry, (territory.departement, territory.name), settings.api.indicators_timeout_ms))
 
 
 @router.get("/api/indicators", response_model=IndicatorsResponse,

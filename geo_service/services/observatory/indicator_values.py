@@ -177,9 +177,15 @@ def _statement(registry: LayerRegistry) -> str:
     """
 
 
-def compute(conn: Connection, registry: LayerRegistry, departement: tuple[str, str]) -> IndicatorTable:
-    """Every indicator's measures for the département (``(code, name)``), its EPCIs and its current communes."""
+def compute(conn: Connection, registry: LayerRegistry, departement: tuple[str, str],
+            timeout_ms: int | None = None) -> IndicatorTable:
+    """Every indicator's measures for the département (``(code, name)``), its EPCIs and its current communes.
+
+    ``timeout_ms``: the statement time limit for the rest of ``conn``'s transaction (the web engine's own limit
+    is shorter than the computation on 130,000 premises)."""
     started = time.perf_counter()
+    if timeout_ms is not None:
+        conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(timeout_ms)})
     areas: dict[tuple[str, str], Area] = {("departement", departement[0]): Area("departement", *departement)}
     for code, name, siren in conn.execute(text(
             "SELECT DISTINCT ON (code_insee_actuel) code_insee_actuel, nom_actuel, epci_siren FROM communes "
@@ -258,7 +264,8 @@ def check_area(table: IndicatorTable, level: str | None, code: str | None) -> No
     """An unknown code is a missing resource (404), said in French with the level it was looked for in."""
     if code is None:
         return
-    if not any(a.code == code and (level is None or a.level == level) for a in table.areas.values()):
-        where = {"departement": "Aucun département", "epci": "Aucun EPCI", "commune": "Aucune commune actuelle"}
+    if any(a.code == code and (level is None or a.level == level) for a in table.areas.values()):
+        return
+    where = {"departement": "Aucun département", "epci": "Aucun EPCI", "commune": "Aucune commune actuelle"}
     raise NotFound(f"{where.get(level or '', 'Aucun territoire')} de code « {code[:20]} » dans l'observatoire.",
                    parameter="code")
