@@ -50,6 +50,7 @@ from geo_service.db import make_engine, make_read_engine
 from geo_service.layers import LayerRegistry
 from geo_service.services.app_caches import AppCaches
 from geo_service.services.basemap import basemap_choice
+from geo_service.services.tile_cache import TileCache
 from geo_service.settings import Settings
 
 
@@ -66,7 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = make_engine(settings, web=True)
         # Built from the registry the app holds now (a test may have swapped it before starting the app).
-        app.state.caches = AppCaches(app.state.registry)
+        app.state.caches = AppCaches(app.state.registry, TileCache(
+            settings.tiles.cache_mb * 2**20, settings.tiles.cache_dir, settings.tiles.cache_dir_mb * 2**20))
         app.state.read_engine = make_read_engine(settings)
         # Made at the first export (services/publish/export_cache.py), so that an instance that exports nothing leaves
         # nothing in the temp folder.

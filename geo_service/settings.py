@@ -140,6 +140,12 @@ class TileSettings(BaseModel):
     buffer: int = Field(default=64, ge=0)
     # Below a layer's `style.thin_below_zoom`, one point per cell of this many pixels (and per colour).
     thin_cell_px: int = Field(default=16, ge=1, le=256)
+    # Rendered tiles kept in memory per process (MiB), reused while their layers are unchanged; 0: none.
+    cache_mb: int = Field(default=64, ge=0, le=65_536)
+    # A folder shared by the processes of the machine for rendered tiles (empty: memory only).
+    cache_dir: Path | None = None
+    # The folder's bound (MiB): past it, the least recently written tiles are deleted.
+    cache_dir_mb: int = Field(default=1024, ge=1)
 
 
 class MapSettings(BaseModel):

@@ -3,7 +3,9 @@ and the short ``/tiles/{id}/{z}/{x}/{y}.mvt`` the map uses.
 
 Handlers check the address, ask ``geo_service.services.publish.vector_tiles`` / ``tilesets`` and shape the response.
 A tile's ETag is made of the layer change counters and the address, so a revalidation (304) costs one
-primary-key lookup and no tile is built. An empty tile is ``204 No Content`` (OGC API – Tiles).
+primary-key lookup and no tile is built, and a tile asked again by anyone while its layers are unchanged is
+taken from ``AppCaches.tiles`` (``services/tile_cache.py``) instead of being rendered again. An empty tile is
+``204 No Content`` (OGC API – Tiles).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ router = APIRouter(tags=["Tuiles vectorielles"])
 _MVT_RESPONSES = {200: {"content": {vector_tiles.MVT: {}}, "description": "Tuile Mapbox Vector Tile"},
                   204: {"description": "Tuile vide : aucune entité à cet endroit"}}
 TMS_PATH = "{tileMatrixSetId}"
+# Where rendered tiles are kept, not what they hold: left out of their ETag.
+TILE_CACHE_SETTINGS = {"cache_mb", "cache_dir", "cache_dir_mb"}
 TILE_PATH = "{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"
 
 
@@ -55,16 +59,21 @@ async def _tile(request: Request, settings: Settings, engine: Engine, collection
 
 def _tile_response(request: Request, settings: Settings, engine: Engine, collections: list[Collection],
                    address: vector_tiles.TileAddress, reader: Reader) -> Response:
+    rendered = caches_of(request).tiles
     with engine.connect() as conn:
         states = layer_state.states(conn, [c.id for c in collections])
         changed = max((s.changed_at for s in states.values() if s.changed_at), default=None)
         etag = etag_of("mvt", vector_tiles.TILE_FORMAT, reader,
                        sorted((k, s.version, s.changed_at) for k, s in states.items()), address,
-                       settings.tiles.model_dump())
+                       settings.tiles.model_dump(exclude=TILE_CACHE_SETTINGS))
         headers = cache_headers(settings, etag, changed, vary=None)
         if not_modified(request, etag, changed):
             return Response(status_code=304, headers=headers)
-        data = vector_tiles.render(conn, collections, address, settings.tiles)
+        # Same ETag, same bytes: a tile asked again while its layers are unchanged is not rendered again.
+        data = rendered.get(etag)
+        if data is None:
+            data = vector_tiles.render(conn, collections, address, settings.tiles)
+            rendered.put(etag, data)
     if not data:
         return Response(status_code=204, headers=headers)
     return Response(data, media_type=vector_tiles.MVT, headers=headers)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from geo_service.layers import LayerRegistry
+from geo_service.services.tile_cache import TileCache
 
 T = TypeVar("T")
 
@@ -81,8 +82,10 @@ class VersionedCache:
 class AppCaches:
     """The caches of one application (one registry, one database); each line says when an entry is reused."""
 
-    def __init__(self, registry: LayerRegistry):
+    def __init__(self, registry: LayerRegistry, tiles: TileCache | None = None):
         self.registry = registry
+        # Rendered vector tiles by ETag (layer versions, reader, address): never stale, least recently used out.
+        self.tiles = tiles if tiles is not None else TileCache(0)  # an empty cache is falsy (__len__)
         # Collections by (layer, reader): pure of the declarations and the reader.
         self.collections = BoundedCache(1024)
         # The GeoJSON expression of a feature by (table, properties, CRS, geometry or not): pure of its key.
@@ -111,5 +114,5 @@ class AppCaches:
     def clear(self) -> None:
         """Empty every cache (tests that change the database behind the application's back)."""
         for value in vars(self).values():
-            if isinstance(value, BoundedCache | VersionedCache):
+            if isinstance(value, BoundedCache | VersionedCache | TileCache):
                 value.clear()
