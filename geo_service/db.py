@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from geo_service.settings import Settings
+
+if TYPE_CHECKING:  # Alembic is imported by the commands that migrate, not by every web process (≈37 MB)
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -72,6 +74,8 @@ def make_read_engine(settings: Settings) -> Engine:
 
 
 def alembic_config(settings: Settings) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", settings.sqlalchemy_url.replace("%", "%%"))
@@ -82,6 +86,8 @@ def alembic_config(settings: Settings) -> Config:
 
 def migrate(settings: Settings, revision: str = "head") -> None:
     """Upgrade the schema, then put the change trigger on every layer table (new layers included)."""
+    from alembic import command
+
     command.upgrade(alembic_config(settings), revision)
     if revision == "head":
         from geo_service.layers import LayerRegistry
@@ -97,6 +103,8 @@ def migrate(settings: Settings, revision: str = "head") -> None:
 
 def new_revision(settings: Settings, message: str) -> None:
     """Write a migration for what changed in ``layers/`` since the last one (Alembic autogenerate)."""
+    from alembic import command
+
     command.revision(alembic_config(settings), message=message, autogenerate=True)
 
 

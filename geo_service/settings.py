@@ -272,6 +272,9 @@ class Settings(BaseSettings):
     boundaries_api_url: str = "https://geo.api.gouv.fr"
     host: str = "127.0.0.1"
     port: int = 8000
+    # glibc memory arenas per `geo-service serve` process (0: glibc's default, 8 per core): each thread of the pool
+    # otherwise gets an arena of its own that is never given back (docs/benchmarks.md, memory: −25 MB per process).
+    malloc_arena_max: int = Field(default=2, ge=0, le=64)
     secret_key: str | None = None
     # Password of the first administrator (`geo-service user ensure-admin`); generated and printed once if unset.
     admin_password: SecretStr | None = None

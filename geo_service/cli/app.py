@@ -308,10 +308,26 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int) -> 
         state.registry  # noqa: B018 - refuse to start on a bad layer file
     except LayerDeclarationError as exc:
         fail(str(exc))
+    _limit_malloc_arenas(state.settings.malloc_arena_max)
     # proxy_headers off: X-Forwarded-* are read by the app itself, from settings.trusted_proxies only (main.py).
     uvicorn.run("geo_service.main:app_from_environment", factory=True,
                 host=host or state.settings.host, port=port or state.settings.port,
                 workers=workers, proxy_headers=False)
+
+
+def _limit_malloc_arenas(arenas: int) -> None:
+    """Fewer glibc arenas: for this process now (mallopt) and for worker processes through their environment."""
+    if not arenas or not sys.platform.startswith("linux"):
+        return
+    import contextlib
+    import ctypes
+    import ctypes.util
+    import os
+
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
+    # Another C library has its own allocator: nothing to tune.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
 
 
 # --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup, basemap,
