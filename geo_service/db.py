@@ -85,18 +85,21 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def migrate(settings: Settings, revision: str = "head") -> None:
-    """Upgrade the schema, then put the change trigger on every layer table (new layers included)."""
+    """Upgrade the schema, then put the change trigger on every layer table (new layers included) and the
+    extended statistics the layers declare."""
     from alembic import command
 
     command.upgrade(alembic_config(settings), revision)
     if revision == "head":
         from geo_service.layers import LayerRegistry
-        from geo_service.tables import install_change_triggers
+        from geo_service.tables import install_change_triggers, install_extended_statistics
 
         engine = make_engine(settings, pool_size=1)
         try:
             with engine.begin() as conn:
-                install_change_triggers(conn, LayerRegistry.from_dir(settings.layers_dir))
+                registry = LayerRegistry.from_dir(settings.layers_dir)
+                install_change_triggers(conn, registry)
+                install_extended_statistics(conn, registry)
         finally:
             engine.dispose()
 

@@ -168,6 +168,9 @@ class LayerDecl(_Strict):
     popup: list[str] = []
     access: AccessDecl = AccessDecl()
     order: int = 100
+    # Fields filtered together whose values depend on each other (PostgreSQL extended statistics, e.g. the FTTH
+    # state per commune): the planner then knows which combinations exist instead of multiplying frequencies.
+    statistics: list[list[str]] = []
 
     @model_validator(mode="after")
     def _references_exist(self) -> LayerDecl:
@@ -190,6 +193,9 @@ class LayerDecl(_Strict):
             if self.field(self.style.by).codes is None:
                 raise ValueError(f"style.by « {self.style.by} » doit avoir une liste de codes")
         self._check_toggles(names)
+        for group in self.statistics:
+            if not 2 <= len(set(group)) == len(group) <= 8 or any(name not in names for name in group):
+                raise ValueError(f"statistics: {group} doit nommer de 2 à 8 champs déclarés, distincts")
         if self.style.thin_below_zoom is not None and self.geometry not in ("Point", "MultiPoint"):
             raise ValueError("style.thin_below_zoom ne s'applique qu'aux couches de points")
         if self.kind == "base" and self.access.edit:

@@ -417,6 +417,33 @@ def install_change_triggers(conn: Connection, registry: LayerRegistry) -> None:
                       "ON CONFLICT (layer_id) DO NOTHING"), {"ids": [layer.id for layer in registry]})
 
 
+# Statistics targets of the declared field groups: their most common combinations are kept up to this many, so a
+# state × commune of the Lot (7 × 313) is known exactly (PostgreSQL's default keeps 100).
+STATISTICS_TARGET = 3000
+
+
+def install_extended_statistics(conn: Connection, registry: LayerRegistry) -> list[str]:
+    """Create the extended statistics each layer declares (``statistics:``) and drop those no longer declared;
+    a table given new statistics is analysed at once. Run after each migration, like the change triggers.
+    Returns the names created."""
+    declared = {f"st_{layer.id}_{'_'.join(group)}"[:63]: (layer.id, group) for layer in registry
+                for group in layer.statistics}
+    existing = {row[0] for row in conn.execute(text(
+        "SELECT stxname FROM pg_statistic_ext WHERE stxnamespace = 'public'::regnamespace AND stxname LIKE 'st\\_%'"))}
+    for name in existing - set(declared):
+        conn.execute(text(f'DROP STATISTICS IF EXISTS "{name}"'))
+    created = []
+    for name, (layer_id, group) in declared.items():
+        if name in existing:
+            continue
+        columns = ", ".join(f'"{column}"' for column in group)
+        conn.execute(text(f'CREATE STATISTICS "{name}" (ndistinct, dependencies, mcv) ON {columns} FROM "{layer_id}"'))
+        conn.execute(text(f'ALTER STATISTICS "{name}" SET STATISTICS {STATISTICS_TARGET}'))
+        conn.execute(text(f'ANALYZE "{layer_id}"'))
+        created.append(name)
+    return created
+
+
 # -- residents' reports (migration 0007; services/reports/) --------------------------------------------------------
 REPORT_STATUSES = ("new", "acknowledged", "in_progress", "resolved", "not_reproducible", "duplicate")
 
