@@ -68,7 +68,13 @@ class VersionedCache:
         entry = self._entries.get(key)
         if entry is not None and entry[0] == current and current.version:
             return entry[1]  # type: ignore[return-value]
-        value = compute()
+        return self.put(key, current, compute())
+
+    def peek(self, key: object) -> tuple[Any, Any] | None:
+        """``(state, value)`` as last put, for a caller that learns the current state later (in its statement)."""
+        return self._entries.get(key)  # type: ignore[return-value]
+
+    def put(self, key: object, current: Any, value: T) -> T:
         with self._lock:
             if len(self._entries) >= self._max:
                 self._entries.clear()
@@ -96,6 +102,10 @@ class AppCaches:
         self.tile_statements = BoundedCache(256)
         # The report's statement: pure of the registry, built on the first report.
         self.report_statement = BoundedCache(1)
+        # CQL2 filters as SQL conditions by (table, reader, language, text, CRS, limits): pure of the key.
+        self.filters = BoundedCache(1024)
+        # numberMatched of a filtered page by (table, reader, filter parameters): while its layer is unchanged.
+        self.matched = VersionedCache(4096)
         # Spatial and temporal extents of a collection: reused while its layer is unchanged.
         self.extents = VersionedCache(512)
         # A stored observatory snapshot by (département, day, written at): pure of its key (a snapshot taken

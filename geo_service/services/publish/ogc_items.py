@@ -72,6 +72,23 @@ class ItemsQuery:
     # Only the visibility and bbox conditions: the statement is then compiled once for all requests of
     # the same shape (``read_page``), the box and the page bound as parameters.
     reusable: bool = False
+    # The parameters that decide which features match (box, dates, filter, properties), as given: with the
+    # layer's version and the reader, the key of ``numberMatched`` in ``AppCaches.matched``.
+    match_key: tuple = field(default=(), compare=False)
+
+
+def _filter_condition(collection: Collection, expression: str, lang: str, filter_crs: Crs,
+                      limits: cql2_parser.FilterLimits) -> ColumnElement[bool]:
+    """The SQL condition of a CQL2 filter, parsed and translated once per collection, reader, text, language and
+    CRS (``AppCaches.filters``): parsing costs 1–2 ms a filter, more than the rest of a page's Python. A filter
+    refused is not kept (its 400 is raised again)."""
+    key = (collection.table.name, collection.reader, lang, expression, filter_crs, limits)
+    return collection.caches.filters.get_or_build(
+        key, lambda: to_condition(cql2_parser.parse(expression, lang, limits), collection, filter_crs))
+
+
+# The standard parameters that decide which features match (not the page, its order, fields or CRS).
+MATCH_PARAMETERS = frozenset({"bbox", "bbox-crs", "datetime", "filter", "filter-lang", "filter-crs"})
 
 
 def _integer(value: str, parameter: str, minimum: int, maximum: int = MAX_OFFSET) -> int:
@@ -129,8 +146,7 @@ def parse_items_query(collection: Collection, pairs: Iterable[tuple[str, str]], 
     filter_crs = parse_crs(params.get("filter-crs"), "filter-crs")
     lang = params.get("filter-lang", "cql2-text")
     if "filter" in params:
-        parsed = cql2_parser.parse(params["filter"], lang, filter_limits)
-        conditions.append(to_condition(parsed, collection, filter_crs))
+        conditions.append(_filter_condition(collection, params["filter"], lang, filter_crs, filter_limits))
     elif lang not in cql2_parser.LANGUAGES:
         cql2_parser.parse("", lang)  # refuses the language, naming filter-lang
     conditions.extend(property_condition(collection.props[k], v) for k, v in params.items() if k in collection.props)
@@ -142,6 +158,7 @@ def parse_items_query(collection: Collection, pairs: Iterable[tuple[str, str]], 
         skip_geometry=_boolean(params.get("skipGeometry", "false"), "skipGeometry"),
         sort=tuple((prop.name, descending) for prop, descending in sort),
         reusable=len(conditions) == 1 + (bbox is not None),
+        match_key=tuple(sorted((k, v) for k, v in params.items() if k in MATCH_PARAMETERS or k in collection.props)),
     )
 
 
@@ -382,14 +399,16 @@ class Page:
 
 
 def _page_select(collection: Collection, query: ItemsQuery, conditions: Iterable[ColumnElement[bool]],
-                 limit: object, offset: object, layer_id: object | None) -> Select:
-    """``numberMatched``, the page and (when ``layer_id`` is given) the layer's state, as one row.
+                 limit: object, offset: object, layer_id: object | None, counted: bool = True) -> Select:
+    """``numberMatched`` (-1 unless ``counted``), the page and (when ``layer_id`` is given) the layer's state, as
+    one row.
 
     One statement, so one snapshot and one round trip; the page is one text, joined by PostGIS, instead of a
     row per feature through the driver.
     """
     where = and_(*conditions)
-    matched = select(func.count()).select_from(collection.table).where(where).scalar_subquery()
+    matched = (select(func.count()).select_from(collection.table).where(where).scalar_subquery() if counted
+               else literal(-1, Integer))
     feature = cast(feature_json(collection, query.properties, query.crs, query.skip_geometry), Text)
     rows = select(feature).where(where).order_by(*query.order_by).limit(limit).offset(offset)
     # ARRAY(subquery) keeps the subquery's order; materialised, the page is built once for both uses below.
@@ -436,30 +455,48 @@ def read_page(conn: Connection, collection: Collection, query: ItemsQuery, *, wi
 
     A filter PostGIS rejects is a clean 400 naming ``filter``, as in ``count_matched``.
     """
-    if query.reusable:
-        sql, values = page_statement(collection, query, with_state, conn.dialect)
-        try:
-            # On the driver connection (SQLAlchemy's execution context and result cost more than this row),
-            # never prepared: planned for each box, as SQLAlchemy's statements are (a generic plan cannot
-            # know how much of the layer a box holds).
-            row = conn.connection.driver_connection.execute(sql, values, prepare=False).fetchone()
-        except psycopg.Error as exc:
-            if _bad_input(exc):
-                raise _refused(exc) from None
-            raise
-    else:
-        # Conditions holding the client's values (filters, dates, properties): SQLAlchemy's own cache.
-        try:
-            row = conn.execute(_page_select(collection, query, query.conditions, query.limit, query.offset,
-                                            literal(collection.id, Text) if with_state else None)).one()
-        except DBAPIError as exc:
-            if _bad_input(exc.orig):
-                raise _refused(exc.orig) from None
-            raise
+    if not query.reusable:
+        return _filtered_page(conn, collection, query, with_state)
+    sql, values = page_statement(collection, query, with_state, conn.dialect)
+    try:
+        # On the driver connection (SQLAlchemy's execution context and result cost more than this row),
+        # never prepared: planned for each box, as SQLAlchemy's statements are (a generic plan cannot
+        # know how much of the layer a box holds).
+        row = conn.connection.driver_connection.execute(sql, values, prepare=False).fetchone()
+    except psycopg.Error as exc:
+        if _bad_input(exc):
+            raise _refused(exc) from None
+        raise
     state = None
     if with_state:
         state = LayerState() if row[3] is None else LayerState(int(row[3]), row[4])
     return Page(int(row[0]), int(row[1]), row[2], state)
+
+
+def _filtered_page(conn: Connection, collection: Collection, query: ItemsQuery, with_state: bool) -> Page:
+    """A page whose conditions hold the client's values (filters, dates, properties), compiled through
+    SQLAlchemy's own cache, with ``numberMatched`` counted once per layer version, reader and filter.
+
+    Counting tens of thousands of matches costs more than the page of 100 (``etat=cible``: 83,539 premises): a
+    count is kept with the layer state it was made at (``AppCaches.matched``), and the next page of the same
+    filter reads the state in its statement instead of counting; a state that moved meanwhile is counted again.
+    """
+    key = (collection.table.name, collection.reader, query.match_key)
+    known = collection.caches.matched.peek(key)
+    try:
+        row = conn.execute(_page_select(collection, query, query.conditions, query.limit, query.offset,
+                                        literal(collection.id, Text), counted=known is None)).one()
+    except DBAPIError as exc:
+        if _bad_input(exc.orig):
+            raise _refused(exc.orig) from None
+        raise
+    state = LayerState() if row[3] is None else LayerState(int(row[3]), row[4])
+    if known is not None and known[0] == state and state.version:
+        matched = known[1]
+    else:
+        matched = int(row[0]) if known is None else count_matched(conn, collection, query)
+        collection.caches.matched.put(key, state, matched)
+    return Page(matched, int(row[1]), row[2], state if with_state else None)
 
 
 def feature_collection(page: Page, members: dict) -> str:
