@@ -95,8 +95,9 @@ class AppCaches:
         self.report_statement = BoundedCache(1)
         # Spatial and temporal extents of a collection: reused while its layer is unchanged.
         self.extents = VersionedCache(512)
-        # The observatory's indicators by département: recomputed when any of their source layers changes.
-        self.indicators = VersionedCache(4)
+        # A stored observatory snapshot by (département, day, written at): pure of its key (a snapshot taken
+        # again the same day is written at another time).
+        self.indicators = BoundedCache(16)
         # The report's whole-layer facts (figures, dates, small layers' rows, zones): while their layer is unchanged.
         self.report_facts = VersionedCache(4096)
         # The map page's counts and the territory's bounds: while their layers are unchanged.
