@@ -1,7 +1,7 @@
 """The notebooks in notebooks/ run against a service on the demo territory and find the API's figures.
 
 Each notebook is executed by nbclient in a real Jupyter kernel, reading a service started by the test
-(``GEO_SERVICE_URL``); a cell added at the end prints, as JSON, the figures the notebook computed, which must
+(``GEO_SERVICE_URL``) with the demo territory's snapshots; a cell added at the end prints, as JSON, the figures the notebook computed, which must
 equal the département's figures read from the API by the test itself. Committed notebooks carry no outputs.
 """
 
@@ -20,7 +20,7 @@ NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 @pytest.fixture(scope="module")
-def service_url(demo_territory, settings):
+def service_url(observatory_snapshot, settings):
     from geo_service.main import create_app
 
     with serve_app(create_app(settings)) as url:
@@ -62,7 +62,8 @@ def test_notebooks_are_committed_without_outputs() -> None:
 
 def test_ftth_progress_finds_the_apis_figures(service_url, monkeypatch, tmp_path) -> None:
     found = _run("ftth_progress.ipynb", service_url, ["locaux_departement", "eligibles_departement",
-                                                       "part_eligibles_departement", "attendus_departement"],
+                                                       "part_eligibles_departement", "attendus_departement",
+                                                       "nombre_de_releves"],
                  monkeypatch, tmp_path)
     api = _departement(service_url, "locaux", "locaux_eligibles", "part_locaux_eligibles",
                        "locaux_eligibles_prevus_par_trimestre")
@@ -71,6 +72,9 @@ def test_ftth_progress_finds_the_apis_figures(service_url, monkeypatch, tmp_path
     assert found["part_eligibles_departement"] == api[("part_locaux_eligibles", None)]
     expected = sum(v for (i, _), v in api.items() if i == "locaux_eligibles_prevus_par_trimestre")
     assert found["attendus_departement"] == expected > 0
+    history = httpx.get(f"{service_url}/api/indicators/history", timeout=600,
+                        params={"indicator": "part_locaux_eligibles", "level": "departement"}).json()["values"]
+    assert found["nombre_de_releves"] == len(history) > 1  # the back-filled quarters and today's snapshot
 
 
 def test_access_to_help_finds_the_apis_figures(service_url, monkeypatch, tmp_path) -> None:
