@@ -1,8 +1,9 @@
 """The notebooks in notebooks/ run against a service on the demo territory and find the API's figures.
 
 Each notebook is executed by nbclient in a real Jupyter kernel, reading a service started by the test
-(``GEO_SERVICE_URL``) with the demo territory's snapshots; a cell added at the end prints, as JSON, the figures the notebook computed, which must
-equal the département's figures read from the API by the test itself. Committed notebooks carry no outputs.
+(``GEO_SERVICE_URL``) with the demo territory's snapshots; a cell added at the end prints, as JSON, the figures
+the notebook computed, which must equal the département's figures read from the API by the test itself.
+Committed notebooks carry no outputs.
 """
 
 from __future__ import annotations
