@@ -308,9 +308,7 @@ def values(table: IndicatorTable, indicators: list[Indicator] | None = None, lev
             if area.level not in indicator.levels:
                 continue
             for category in table.categories(indicator, area.level, area.code):
-                value = table.value(indicator, area.level, area.code, category)
-                if indicator.denominator is None and value is not None and float(value).is_integer():
-                    value = int(value)  # a count reads 12, not 12.0
+                value = table.value(indicator, area.level, area.code, category)  # a count is an int: 12, not 12.0
                 found.append(IndicatorValue(indicator.id, indicator.label, indicator.unit, area.level, area.code,
                                             area.name, category or None, value, as_of, sources))
     return found
