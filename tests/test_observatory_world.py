@@ -2,7 +2,9 @@
 
 The layers are emptied inside the test's transaction (rolled back after), a few premises and places are put in
 one current commune made of merged communes (Porte-du-Quercy: 46033 with the former Fargues, 46099), hidden
-rows beside them; the distances are measured again with pyproj's geodesic (WGS84), not with the service's SQL.
+rows beside them; the distances are measured again with pyproj's geodesic (WGS84), not with the service's SQL;
+two overlapping white zones crossing several communes are cut by the communes with shapely and measured with
+pyproj's geodesic area.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+import shapely
 from factories import Factory
 from pyproj import Geod
+from shapely.geometry import MultiPolygon, box
 from sqlalchemy import Connection, text
 
 from geo_service.services.observatory import indicator_values
@@ -19,7 +23,7 @@ from geo_service.services.observatory.indicator_catalogue import BY_ID
 
 CURRENT, FORMER, EPCI = "46033", "46099", "200039519"
 EMPTIED = ("premises", "digital_help_places", "third_places", "wifi_hotspots", "ftth_cabinets", "ftth_nodes",
-           "med_sites", "mobile_masts")
+           "med_sites", "mobile_masts", "white_zones")
 # (lon, lat, commune code as written on the premise, FTTH state, planned date)
 PREMISES = [
     (1.19, 44.40, FORMER, "raccorde", None),
@@ -30,6 +34,10 @@ PREMISES = [
 ]
 HELP_PLACES = [(1.20, 44.41), (1.35, 44.45)]
 THIRD_PLACE = (1.45, 44.55)
+# Two « tous 4G » zones that overlap (a computed one, a declared one) around the first two premises, and a hidden
+# one: the zone counted is their union, cut by the communes.
+WHITE_4G = [box(1.12, 44.30, 1.28, 44.45), box(1.20, 44.30, 1.29, 44.45)]
+WHITE_ORANGE_4G = box(1.18, 44.39, 1.20, 44.41)  # around the first premise
 GEOD = Geod(ellps="WGS84")
 
 
@@ -42,8 +50,8 @@ def world(conn: Connection, loaded_boundaries, registry, settings) -> indicator_
     for table in EMPTIED:
         conn.execute(text(f"DELETE FROM {table}"))
     make = Factory(registry)
-    for lon, lat, code, etat, planned in PREMISES:
-        make.feature(conn, "premises", (lon, lat), code_insee=code, etat=etat, date_prevue=planned)
+    for n, (lon, lat, code, etat, planned) in enumerate(PREMISES, start=1):
+        make.feature(conn, "premises", (lon, lat), code_insee=code, etat=etat, date_prevue=planned, nb_logements=n)
     # Hidden rows: a proposal and a deleted premise, a proposed help place right on a premise.
     make.feature(conn, "premises", (1.2, 44.4), code_insee=CURRENT, etat="raccorde", validation_state="proposed")
     make.feature(conn, "premises", (1.2, 44.4), code_insee=CURRENT, etat="raccorde",
@@ -57,6 +65,17 @@ def world(conn: Connection, loaded_boundaries, registry, settings) -> indicator_
     make.feature(conn, "ftth_cabinets", (1.19, 44.41), code_insee=FORMER, statut="prevu")
     make.feature(conn, "mobile_masts", (1.19, 44.40), code_insee=FORMER, statut="en service",
                  operateurs=["orange", "free"], technos_orange=["4G", "5G"], technos_free=["4G"])
+    make.feature(conn, "mobile_masts", (1.20, 44.40), code_insee=CURRENT, statut="en service", operateurs=["sfr"],
+                 technos_sfr=["4G"], dispositif="zone blanche centre-bourg", site_zb=True, site_strategique=True)
+    make.feature(conn, "mobile_masts", (1.21, 44.40), code_insee=CURRENT, statut="projete", operateurs=["sfr"],
+                 dispositif="couverture ciblee", site_dcc=True)
+    for zone, source in zip(WHITE_4G, ("calculee", "declaree"), strict=True):
+        make.feature(conn, "white_zones", MultiPolygon([zone]), kind="mobile", technologie="4G", operateur="tous",
+                     source_calcul=source)
+    make.feature(conn, "white_zones", MultiPolygon([WHITE_ORANGE_4G]), kind="mobile", technologie="4G",
+                 operateur="orange", source_calcul="calculee")
+    make.feature(conn, "white_zones", MultiPolygon([box(1.5, 44.6, 1.7, 44.8)]), kind="mobile", technologie="4G",
+                 operateur="tous", source_calcul="declaree", validation_state="proposed")
     make.feature(conn, "med_sites", (1.19, 44.40), code_insee=FORMER, statut="ouvert", lignes=120)
     make.feature(conn, "med_sites", (1.19, 44.41), code_insee=FORMER, statut="installe", lignes=80)
     return indicator_values.compute(conn, registry, (settings.territory.departement, settings.territory.name))
@@ -115,3 +134,55 @@ def test_wifi_third_places_and_rates(world, conn: Connection) -> None:
     assert _value(world, "epci_avec_tiers_lieu", "epci", EPCI) == (1 if third_epci == EPCI else 0)
     assert _value(world, "epci_avec_tiers_lieu", "departement", "46") == 1
     assert _value(world, "epci_avec_tiers_lieu", "commune", CURRENT) is None
+
+
+def test_masts_by_scheme_and_arcep_programme(world) -> None:
+    for level, code in (("commune", CURRENT), ("departement", "46")):
+        assert _value(world, "pylones_par_dispositif", level, code, "zone blanche centre-bourg") == 1
+        assert _value(world, "pylones_par_dispositif", level, code, "couverture ciblee") == 0  # projected
+        assert _value(world, "pylones_a_venir_par_dispositif", level, code, "couverture ciblee") == 1
+        assert world.categories(BY_ID["pylones_programmes_arcep"], level, code) == ["site_strategique", "site_zb"]
+        assert _value(world, "pylones_par_operateur", level, code, "sfr") == 1
+        assert isinstance(_value(world, "pylones_par_dispositif", level, code, "zone blanche centre-bourg"), int)
+
+
+def _current_communes(conn: Connection) -> dict[str, tuple[str, object]]:
+    rows = conn.execute(text("SELECT code_insee, code_insee_actuel, epci_siren, ST_AsBinary(geom) FROM communes"))
+    return {code: (current, siren, shapely.from_wkb(bytes(wkb))) for code, current, siren, wkb in rows}
+
+
+def test_white_zones_cut_by_the_communes_on_the_spheroid(world, conn: Connection) -> None:
+    communes = _current_communes(conn)
+    expected: dict[str, float] = {}
+    union = shapely.union_all(WHITE_4G)
+    for current, _, shape in communes.values():
+        part = shapely.intersection(union, shape)
+        if not part.is_empty:
+            expected[current] = expected.get(current, 0.0) + abs(GEOD.geometry_area_perimeter(part)[0]) / 1e6
+    expected = {code: round(km2, 2) for code, km2 in expected.items() if round(km2, 2) > 0}
+    assert len(expected) >= 3  # the zone crosses communes
+    for code, km2 in expected.items():
+        assert _value(world, "zones_blanches_surface", "commune", code, "tous 4G") == pytest.approx(km2, abs=0.011)
+    departement = _value(world, "zones_blanches_surface", "departement", "46", "tous 4G")
+    assert departement == pytest.approx(sum(expected.values()), abs=0.011 * len(expected))
+    assert departement < abs(GEOD.geometry_area_perimeter(union)[0]) / 1e6  # its part beyond the Lot is not
+    epcis = {siren for current, siren, _ in communes.values() if current in expected}
+    assert sum(_value(world, "zones_blanches_surface", "epci", s, "tous 4G") for s in epcis) == pytest.approx(
+        departement)
+    assert world.categories(BY_ID["zones_blanches_surface"], "departement", "46") == ["orange 4G", "tous 4G"]
+
+
+def test_white_zone_premises_and_population(world, conn: Connection) -> None:
+    population = conn.execute(text("SELECT sum(coalesce(population, 0)) FROM communes "
+                                   "WHERE code_insee_actuel = :c"), {"c": CURRENT}).scalar_one()
+    inside = [n for n, (lon, lat, *_) in enumerate(PREMISES, start=1)
+              if shapely.union_all(WHITE_4G).contains(shapely.Point(lon, lat))]
+    assert inside == [1, 2]
+    all_dwellings = sum(range(1, len(PREMISES) + 1))
+    for level, code in (("commune", CURRENT), ("epci", EPCI), ("departement", "46")):
+        assert _value(world, "zones_blanches_locaux", level, code, "tous 4G") == 2
+        assert _value(world, "zones_blanches_population", level, code, "tous 4G") == int(
+            population * sum(inside) / all_dwellings + 0.5)
+        assert _value(world, "zones_blanches_locaux", level, code, "orange 4G") == 1
+        assert _value(world, "zones_blanches_population", level, code, "orange 4G") == int(
+            population * 1 / all_dwellings + 0.5)

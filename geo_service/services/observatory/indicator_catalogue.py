@@ -29,6 +29,15 @@ class Indicator:
     levels: tuple[str, ...] = ALL_LEVELS
     breakdown: str | None = None
     caveat: str = ""
+    # Decimals of the published value: 0 makes it an integer (counts); rates keep 4.
+    decimals: int | None = None
+
+    @property
+    def digits(self) -> int:
+        """Decimals the value is rounded to: ``decimals`` when set, 0 for a count, 4 for a rate."""
+        if self.decimals is not None:
+            return self.decimals
+        return 0 if self.denominator is None else 4
 
     @property
     def additive(self) -> bool:
@@ -74,6 +83,32 @@ INDICATORS: tuple[Indicator, ...] = (
               caveat="Un site partagé compte une fois pour chaque opérateur présent."),
     Indicator("pylones_par_technologie", "Sites mobiles en service par opérateur et technologie", "sites",
               ("mobile_masts",), "masts_by_technology", breakdown="operateur_technologie"),
+    Indicator("pylones_par_dispositif", "Sites mobiles en service par dispositif de financement", "sites",
+              ("mobile_masts",), "masts_by_scheme", breakdown="dispositif",
+              caveat="Champ « dispositif » : commercial, pylône du Département, zones blanches centres-bourgs, "
+                     "couverture ciblée (New Deal)."),
+    Indicator("pylones_a_venir_par_dispositif", "Sites mobiles en construction ou projetés par dispositif",
+              "sites", ("mobile_masts",), "masts_coming_by_scheme", breakdown="dispositif"),
+    Indicator("pylones_programmes_arcep", "Sites mobiles en service par programme ARCEP", "sites",
+              ("mobile_masts",), "masts_by_arcep_programme", breakdown="programme",
+              caveat="Drapeaux ARCEP de Mon réseau mobile : site_zb (zones blanches centres-bourgs), site_dcc "
+                     "(dispositif de couverture ciblée), site_strategique ; un site peut en porter plusieurs."),
+    Indicator("zones_blanches_surface", "Surface en zone blanche par opérateur et technologie", "km²",
+              ("white_zones", "communes"), "white_zone_km2", breakdown="operateur_technologie", decimals=2,
+              caveat="Zones blanches d'un même opérateur et d'une même technologie réunies (une zone déclarée "
+                     "qui recouvre une zone calculée compte une fois), découpées par les limites communales, "
+                     "surface sur l'ellipsoïde ; arrondie à 0,01 km² par commune avant les sommes ; « tous » : "
+                     "aucun opérateur."),
+    Indicator("zones_blanches_locaux", "Locaux en zone blanche par opérateur et technologie", "locaux",
+              ("white_zones", "premises"), "white_zone_premises", breakdown="operateur_technologie",
+              caveat="Locaux (lignes de la couche) situés dans la zone, comptés dans la commune de leur code "
+                     "INSEE."),
+    Indicator("zones_blanches_population", "Population estimée en zone blanche par opérateur et technologie",
+              "habitants", ("white_zones", "premises", "communes"), "white_zone_population",
+              breakdown="operateur_technologie",
+              caveat="Estimation : population de la commune × part de ses logements et locaux (nb_logements) "
+                     "situés dans la zone ; arrondie à l'habitant par commune avant les sommes ; une commune "
+                     "sans local compte 0."),
     Indicator("communes_couvertes_wifi", "Communes couvertes par le programme Wi-Fi", "communes",
               ("communes", "premises"), "communes_covered",
               caveat="Le programme finance une borne par commune hors zone d'initiative privée (AMII) qui la "

@@ -3,9 +3,10 @@
 Each feature is placed in its current commune by its ``code_insee`` (a 2018 code or a current one, through the
 communes layer's ``code_insee_actuel``); the statement yields *measures* per current commune (counts, sums,
 the premises beyond a distance) and sums them per EPCI and for the département with ``GROUPING SETS``, so an
-additive figure of the département is the sum of its EPCIs' by construction. Distances come from a K-nearest
-search (``<->``, the layer's GiST index) inside a ``LATERAL`` join per premise, the K candidates measured
-on the spheroid (geography): set-based in PostgreSQL, never a loop over premises in Python. Only the rows the
+additive figure of the département is the sum of its EPCIs' by construction. Distances come from a nearest
+search (``<->``, the layer's GiST index) inside a ``LATERAL`` join per premise, its geodesic distance bounding a
+second index search whose places are measured on the spheroid (geography): set-based in PostgreSQL, never a
+loop over premises in Python. Only the rows the
 public sees are read (``publish.visibility``). A feature whose commune code is unknown to the communes layer
 is left out at every level.
 """
@@ -27,14 +28,9 @@ from geo_service.services.publish import layer_state
 from geo_service.services.publish.visibility import visible_rows_sql
 from geo_service.services.resident.report_wording import ELIGIBLE_STATES
 
-# Candidates taken by the planar index search (degrees) before measuring them on the spheroid: at the Lot's
-# latitude a degree of longitude is 0.72 of a degree of latitude, so the planar nearest may not be the true one;
-# the true nearest is among the first four unless places crowd in one direction (docs/indicators.md). Four
-# candidates instead of eight: 6 s instead of 11 s per place layer on the 130,000 demo premises.
-KNN_CANDIDATES = 4
 # Layers the computation reads: their change counters key the cache.
 SOURCE_LAYERS = ("communes", "epci", "premises", "ftth_cabinets", "ftth_nodes", "med_sites", "mobile_masts",
-                 "wifi_hotspots", "third_places", "digital_help_places")
+                 "wifi_hotspots", "third_places", "digital_help_places", "white_zones")
 MAST_OPERATORS = {"orange": "technos_orange", "sfr": "technos_sfr", "bouygues": "technos_bouygues",
                   "free": "technos_free"}
 
@@ -76,15 +72,19 @@ class IndicatorTable:
         needed = {indicator.numerator, *([indicator.denominator] if indicator.denominator else [])}
         return self.measures_held is None or needed <= self.measures_held
 
-    def value(self, indicator: Indicator, level: str, code: str, category: str = "") -> float | None:
+    def value(self, indicator: Indicator, level: str, code: str, category: str = "") -> int | float | None:
+        """The published value: an ``int`` for a count, rounded to the indicator's decimals otherwise."""
         if indicator.id == "epci_avec_tiers_lieu":
-            return self._epci_with_third_place(level, code)
-        found = self.measures.get((level, code), {})
-        numerator = found.get((indicator.numerator, category), 0.0)
-        if indicator.denominator is None:
-            return numerator
-        denominator = found.get((indicator.denominator, ""), 0.0)
-        return None if not denominator else round(numerator / denominator * indicator.scale, 4)
+            raw = self._epci_with_third_place(level, code)
+        else:
+            found = self.measures.get((level, code), {})
+            raw = found.get((indicator.numerator, category), 0.0)
+            if indicator.denominator is not None:
+                denominator = found.get((indicator.denominator, ""), 0.0)
+                raw = None if not denominator else raw / denominator * indicator.scale
+        if raw is None:
+            return None
+        return round(raw) if indicator.digits == 0 else round(raw, indicator.digits)
 
     def categories(self, indicator: Indicator, level: str, code: str) -> list[str]:
         if indicator.breakdown is None:
@@ -111,10 +111,16 @@ def _statement(registry: LayerRegistry) -> str:
         return visible_rows_sql(registry.get(layer_id), alias)
 
     def nearest(layer_id: str, alias: str) -> str:
+        # The index's nearest place in planar degrees gives an upper bound D of the true (geodesic) distance;
+        # the true nearest is then among the places within D, searched through the index with a radius in
+        # degrees that cannot be too small (a degree is at least 110 km × cos(latitude + 1°) long there).
         return f"""LEFT JOIN LATERAL (
-            SELECT min(ST_Distance(p.geom::geography, c.geom::geography)) AS m FROM (
-                SELECT {alias}.geom FROM {layer_id} {alias} WHERE {seen(layer_id, alias)}
-                ORDER BY {alias}.geom <-> p.geom LIMIT {KNN_CANDIDATES}) c) {alias}_d ON TRUE"""
+            SELECT ST_Distance(p.geom::geography, {alias}.geom::geography) AS bound FROM {layer_id} {alias}
+            WHERE {seen(layer_id, alias)} ORDER BY {alias}.geom <-> p.geom LIMIT 1) {alias}_k ON TRUE
+        LEFT JOIN LATERAL (
+            SELECT min(ST_Distance(p.geom::geography, {alias}.geom::geography)) AS m FROM {layer_id} {alias}
+            WHERE {seen(layer_id, alias)} AND ST_DWithin({alias}.geom, p.geom, {alias}_k.bound
+                  / (110000 * cos(radians(least(abs(ST_Y(p.geom)) + 1, 89)))))) {alias}_d ON TRUE"""
 
     beyond = ",\n".join(f"count(*) FILTER (WHERE {d} > {km * 1000}) AS beyond_{km}km_{place}"
                         for place, d in (("mediation", "d_help"), ("tiers_lieu", "d_tl"))
@@ -127,19 +133,24 @@ def _statement(registry: LayerRegistry) -> str:
         f"AND x.statut = 'en service' AND '{op}' = ANY(x.operateurs)"
         for op, column in MAST_OPERATORS.items())
 
-    def counted(layer_id: str, measure: str, condition: str = "TRUE", amount: str = "1") -> str:
-        return (f"SELECT k.code, '{measure}', '', {amount} FROM {layer_id} x JOIN code_map k "
-                f"ON k.any_code = x.code_insee WHERE {seen(layer_id, 'x')} AND ({condition})")
+    def counted(layer_id: str, measure: str, condition: str = "TRUE", amount: str = "1", category: str = "''",
+                joined: str = "") -> str:
+        return (f"SELECT k.code, '{measure}', {category}, {amount} FROM {layer_id} x JOIN code_map k "
+                f"ON k.any_code = x.code_insee {joined} WHERE {seen(layer_id, 'x')} AND ({condition})")
+
+    arcep_flags = ("CROSS JOIN LATERAL (VALUES ('site_zb', x.site_zb), ('site_dcc', x.site_dcc), "
+                   "('site_strategique', x.site_strategique)) f(programme, flagged)")
 
     return f"""
     WITH {AREA_CTES},
     prem AS MATERIALIZED (
-        SELECT k.code, p.etat, p.date_prevue, p.zone, help_d.m AS d_help, tl_d.m AS d_tl
+        SELECT k.code, p.etat, p.date_prevue, p.zone, coalesce(p.nb_logements, 1) AS hh, help_d.m AS d_help,
+               tl_d.m AS d_tl
         FROM premises p JOIN code_map k ON k.any_code = p.code_insee
         {nearest('digital_help_places', 'help')}
         {nearest('third_places', 'tl')}
         WHERE {seen('premises', 'p')}),
-    pc AS (SELECT code, count(*) AS premises,
+    pc AS (SELECT code, count(*) AS premises, sum(hh) AS households,
                   count(*) FILTER (WHERE etat = ANY(CAST(:eligible AS text[]))) AS premises_eligible,
                   count(d_help) AS located_help, coalesce(sum(d_help), 0) / 1000.0 AS sum_help,
                   count(d_tl) AS located_tl, coalesce(sum(d_tl), 0) / 1000.0 AS sum_tl,
@@ -149,6 +160,23 @@ def _statement(registry: LayerRegistry) -> str:
     wifi AS (SELECT k.code, bool_or(x.statut = 'installee') AS installed, bool_or(x.statut = 'programmee') AS planned
              FROM wifi_hotspots x JOIN code_map k ON k.any_code = x.code_insee WHERE {seen('wifi_hotspots', 'x')}
              GROUP BY k.code),
+    popc AS (SELECT code_insee_actuel AS code, sum(coalesce(population, 0)) AS pop FROM cm GROUP BY 1),
+    -- White zones: one (multi)polygon per operator and technology, so that overlapping zones (a declared one
+    -- over a computed one) count once; the area clipped to each 2018 commune (they tile the current ones), on
+    -- the spheroid, rounded per current commune so that the sums are exact; the premises inside, in the
+    -- current commune of their code.
+    wz AS MATERIALIZED (SELECT x.operateur || ' ' || x.technologie AS category, ST_Union(x.geom) AS g
+                        FROM white_zones x WHERE {seen('white_zones', 'x')} GROUP BY 1),
+    wz_area AS (SELECT k.code_insee_actuel AS code, wz.category,
+                       round(sum(ST_Area(ST_Intersection(wz.g, k.geom)::geography))::numeric / 1e6, 2) AS km2
+                FROM wz JOIN communes k ON ST_Intersects(wz.g, k.geom) GROUP BY 1, 2),
+    -- Subdivided, the zones are tested against the premises through the index 4 times faster; DISTINCT: a
+    -- premise on the line between two pieces counts once.
+    wz_parts AS MATERIALIZED (SELECT category, ST_Subdivide(g, 128) AS g FROM wz),
+    wz_in AS (SELECT DISTINCT w.category, p.fid, p.code_insee, coalesce(p.nb_logements, 1) AS hh
+              FROM wz_parts w JOIN premises p ON ST_Intersects(w.g, p.geom) WHERE {seen('premises', 'p')}),
+    wz_prem AS (SELECT k.code, w.category, count(*) AS n, sum(w.hh) AS hh
+                FROM wz_in w JOIN code_map k ON k.any_code = w.code_insee GROUP BY 1, 2),
     covered AS (SELECT c.code FROM current c LEFT JOIN pc ON pc.code = c.code WHERE NOT coalesce(pc.amii, FALSE)),
     m(code, measure, category, amount) AS (
         SELECT code, 'premises', '', premises FROM pc
@@ -163,11 +191,13 @@ def _statement(registry: LayerRegistry) -> str:
                   WHERE date_prevue IS NOT NULL AND etat <> 'abandonne'
                     AND NOT (etat = ANY(CAST(:eligible AS text[])))
                   GROUP BY code, to_char(date_prevue, 'YYYY-"T"Q')
-        UNION ALL SELECT code, 'population', '', sum(coalesce(population, 0)) FROM cm
-                  JOIN code_map k ON k.any_code = cm.code_insee AND cm.code_insee <> cm.code_insee_actuel
-                  GROUP BY code
-        UNION ALL SELECT code_insee_actuel, 'population', '', population FROM cm
-                  WHERE code_insee = code_insee_actuel AND population IS NOT NULL
+        UNION ALL SELECT code, 'population', '', pop FROM popc
+        UNION ALL SELECT code, 'white_zone_km2', category, km2 FROM wz_area WHERE km2 > 0
+        UNION ALL SELECT code, 'white_zone_premises', category, n FROM wz_prem
+        -- The commune's population × the share of its dwellings and premises inside the zone.
+        UNION ALL SELECT w.code, 'white_zone_population', w.category,
+                         round(popc.pop::numeric * w.hh / pc.households) FROM wz_prem w
+                  JOIN pc USING (code) JOIN popc USING (code)
         UNION ALL SELECT code, 'communes_covered', '', 1 FROM covered
         UNION ALL SELECT w.code, 'communes_wifi_installed', '', 1 FROM wifi w JOIN covered USING (code)
                   WHERE w.installed
@@ -183,6 +213,11 @@ def _statement(registry: LayerRegistry) -> str:
                   JOIN code_map k ON k.any_code = x.code_insee, unnest(x.operateurs) o
                   WHERE {seen('mobile_masts', 'x')} AND x.statut = 'en service'
         UNION ALL {technos}
+        UNION ALL {counted('mobile_masts', 'masts_by_scheme', "x.statut = 'en service'", category='x.dispositif')}
+        UNION ALL {counted('mobile_masts', 'masts_coming_by_scheme', "x.statut IN ('en construction', 'projete')",
+                           category='x.dispositif')}
+        UNION ALL {counted('mobile_masts', 'masts_by_arcep_programme', "x.statut = 'en service' AND f.flagged",
+                           category='f.programme', joined=arcep_flags)}
     )
     SELECT GROUPING(c.epci_siren) AS no_epci, GROUPING(c.code) AS no_commune, c.epci_siren, c.code,
            m.measure, m.category, sum(m.amount)::float8
@@ -273,9 +308,7 @@ def values(table: IndicatorTable, indicators: list[Indicator] | None = None, lev
             if area.level not in indicator.levels:
                 continue
             for category in table.categories(indicator, area.level, area.code):
-                value = table.value(indicator, area.level, area.code, category)
-                if indicator.denominator is None and value is not None and float(value).is_integer():
-                    value = int(value)  # a count reads 12, not 12.0
+                value = table.value(indicator, area.level, area.code, category)  # a count is an int: 12, not 12.0
                 found.append(IndicatorValue(indicator.id, indicator.label, indicator.unit, area.level, area.code,
                                             area.name, category or None, value, as_of, sources))
     return found
