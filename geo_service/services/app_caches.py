@@ -97,6 +97,10 @@ class AppCaches:
         self.extents = VersionedCache(512)
         # The observatory's indicators by département: recomputed when any of their source layers changes.
         self.indicators = VersionedCache(4)
+        # The observatory maps' simplified outlines (communes, EPCI): while the boundary layers are unchanged.
+        self.observatory_areas = VersionedCache(8)
+        # The observatory's SVG figures by (values' key, figure): pure of their key, whose values never change.
+        self.observatory_figures = BoundedCache(512)
         # The report's whole-layer facts (figures, dates, small layers' rows, zones): while their layer is unchanged.
         self.report_facts = VersionedCache(4096)
         # The map page's counts and the territory's bounds: while their layers are unchanged.
