@@ -29,6 +29,7 @@ setup: install
 	$(GS) user ensure-admin
 	$(GS) load boundaries --if-empty
 	$(GS) demo --if-empty
+	$(GS) snapshot --backfill
 
 install: $(VENV)/.installed vendor
 

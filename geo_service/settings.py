@@ -125,8 +125,6 @@ class ApiSettings(BaseModel):
     filter_max_nodes: int = Field(default=1_000, ge=10)
     filter_max_list: int = Field(default=500, ge=1)
     filter_max_terms: int = Field(default=100, ge=2)
-    # Time allowed to the observatory's full computation (/api/indicators, once per change of its layers).
-    indicators_timeout_ms: int = Field(default=180_000, ge=1_000)
     # Where whole-layer exports are kept, rebuilt when their layer changes (default: the system's temp folder).
     export_dir: Path | None = None
 

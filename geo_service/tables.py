@@ -141,6 +141,7 @@ def build_metadata(registry: LayerRegistry) -> MetaData:
     _editing_tables(metadata)
     _importer_tables(metadata)
     _report_tables(metadata)
+    _observatory_tables(metadata)
     return metadata
 
 
@@ -487,3 +488,38 @@ def _report_tables(metadata: MetaData) -> None:
     Index("uq_report_confirmations_token_hash", confirmations.c.token_hash, unique=True)
     Index("ix_report_confirmations_report", confirmations.c.report_id)
     Index("ix_report_confirmations_ip_hash", confirmations.c.ip_hash, confirmations.c.at)
+
+
+# -- the observatory's dated snapshots (migration 0008; services/observatory/snapshots.py) ---------------------------
+def _observatory_tables(metadata: MetaData) -> None:
+    """Dated indicator snapshots: what ``geo-service snapshot`` computed, one per day, read by the pages and API.
+
+    The *measures* per area are stored (counts, sums, denominators), not the indicators' values: shares and rates
+    are derived from them at read time (``indicator_values.IndicatorTable``), so a snapshot taken before an
+    indicator was declared still yields it when its measures were there, and a back-filled snapshot holds only the
+    measures the history can rebuild (``measures``).
+    """
+    snapshots = Table(
+        "indicator_snapshots", metadata,
+        Column("taken_on", Date, primary_key=True, comment="Jour de l'instantané (un par jour)"),
+        Column("taken_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("kind", Text, nullable=False, comment="computed (calculé sur les couches) ou backfilled (reconstitué)"),
+        Column("source_state", BigInteger, comment="État des couches sources au calcul (somme des compteurs)"),
+        Column("computed_in_s", Float, nullable=False, server_default=text("0")),
+        Column("measures", ARRAY(Text), nullable=False, comment="Mesures présentes dans cet instantané"),
+        Column("areas", JSONB, nullable=False, comment="Territoires : [échelon, code, nom, SIREN de l'EPCI]"),
+        Column("as_of", JSONB, nullable=False, server_default=text("'{}'::jsonb"),
+               comment="Date de dernière modification de chaque couche source"),
+        CheckConstraint("kind IN ('computed', 'backfilled')", name="kind"),
+        comment="Instantanés datés des indicateurs de l'observatoire",
+    )
+    Table(
+        "indicator_snapshot_measures", metadata,
+        Column("taken_on", Date, ForeignKey(snapshots.c.taken_on, ondelete="CASCADE"), primary_key=True),
+        Column("level", Text, primary_key=True),
+        Column("code", Text, primary_key=True),
+        Column("measure", Text, primary_key=True),
+        Column("category", Text, primary_key=True, server_default=text("''")),
+        Column("amount", Float, nullable=False),
+        comment="Mesures par territoire d'un instantané (sommes par commune, EPCI, département)",
+    )

@@ -97,6 +97,18 @@ def demo_territory(loaded_boundaries: Engine, registry: LayerRegistry, settings:
         return demo.generate(conn, registry, settings.territory, seed=46)
 
 
+@pytest.fixture(scope="session")
+def observatory_snapshot(demo_territory, engine: Engine, registry: LayerRegistry, settings: Settings):
+    """The demo territory's observatory: its quarterly history back-filled and today's snapshot (committed), as
+    ``make run`` leaves it; returns the run of today's snapshot."""
+    from geo_service.services.observatory import snapshots
+
+    departement = (settings.territory.departement, settings.territory.name)
+    with engine.begin() as conn:
+        snapshots.backfill(conn, registry, departement)
+        return snapshots.take(conn, registry, departement)
+
+
 @pytest.fixture
 def caches(registry: LayerRegistry) -> AppCaches:
     """Caches of their own for a test that calls the services directly (an application builds its own)."""

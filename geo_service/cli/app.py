@@ -14,6 +14,7 @@ from geo_service.cli import (
     export_command,
     history_commands,
     report_commands,
+    snapshot_command,
 )
 from geo_service.cli.state import CliState, fail, pass_state
 from geo_service.cluster import ClusterError, PrivateCluster
@@ -314,8 +315,9 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int) -> 
 
 
 # --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup, basemap,
-# residents' reports
-for module in (account_commands, history_commands, export_command, backup_commands, basemap_commands, report_commands):
+# residents' reports, the observatory's snapshot
+for module in (account_commands, history_commands, export_command, backup_commands, basemap_commands, report_commands,
+               snapshot_command):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -95,8 +95,9 @@ class AppCaches:
         self.report_statement = BoundedCache(1)
         # Spatial and temporal extents of a collection: reused while its layer is unchanged.
         self.extents = VersionedCache(512)
-        # The observatory's indicators by département: recomputed when any of their source layers changes.
-        self.indicators = VersionedCache(4)
+        # A stored observatory snapshot by (département, day, written at): pure of its key (a snapshot taken
+        # again the same day is written at another time).
+        self.indicators = BoundedCache(16)
         # The observatory maps' simplified outlines (communes, EPCI): while the boundary layers are unchanged.
         self.observatory_areas = VersionedCache(8)
         # The observatory's SVG figures by (values' key, figure): pure of their key, whose values never change.

@@ -29,6 +29,7 @@ from geo_service.main import create_app
 from geo_service.services.editing import accounts, conventions, feature_writes
 from geo_service.services.editing.accounts import Principal
 from geo_service.services.editing.feature_writes import EditContext, EditRules
+from geo_service.services.observatory import snapshots
 from geo_service.settings import MapSettings
 from robustness.support import World, build_world, scratch_database
 
@@ -63,6 +64,8 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/nearby"): PUBLIC_READ,
     ("GET", "/api/geocode"): PUBLIC_READ,
     ("GET", "/api/indicators"): PUBLIC_READ,
+    ("GET", "/api/indicators/history"): PUBLIC_READ,
+    ("GET", "/api/indicators/snapshots"): PUBLIC_READ,
     ("GET", "/observatory"): PUBLIC_READ,
     ("GET", "/observatory/areas/{level}.geojson"): PUBLIC_READ,
     ("GET", "/observatory/epci/{siren}"): PUBLIC_READ,
@@ -346,6 +349,8 @@ def _calls() -> dict[tuple[str, str], Callable[[Matrix, TestClient, Actor], Call
                                                                                     strict=True))}),
         ("GET", "/api/geocode"): lambda m, c, a: ("/api/geocode", {"params": {"q": "Cahors"}}),
         ("GET", "/api/indicators"): lambda m, c, a: ("/api/indicators", {"params": {"level": "departement"}}),
+        ("GET", "/api/indicators/history"): lambda m, c, a: (
+            "/api/indicators/history", {"params": {"indicator": "locaux", "level": "departement"}}),
         ("GET", "/observatory/epci/{siren}"): lambda m, c, a: (f"/observatory/epci/{m.world.mine}", {}),
         ("GET", "/observatory/epci/{siren}.pdf"): lambda m, c, a: (f"/observatory/epci/{m.world.mine}.pdf", {}),
         ("GET", "/map/report"): lambda m, c, a: ("/map/report", {"params": dict(zip(("lon", "lat"), m.world.inside,
@@ -472,6 +477,7 @@ def matrix(settings, registry, boundaries_dir, tmp_path_factory) -> Iterator[tup
         world = build_world(scratch, registry, boundaries_dir)
         today = conventions.local_day()
         with world.engine.begin() as conn:
+            snapshots.take(conn, registry, (scratch.territory.departement, scratch.territory.name))
             revoked = accounts.create_token(conn, "rb-admin", "révoqué")
             accounts.revoke_tokens(conn, "rb-admin")
             accounts.create_account(conn, "rb-disabled", "admin", password=None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -38,6 +39,17 @@ MAST_OPERATORS = {"orange": "technos_orange", "sfr": "technos_sfr", "bouygues": 
                   "free": "technos_free"}
 
 
+# The current communes (``current``: code, name, EPCI) and every code a feature may carry, 2018 or current, mapped
+# to its current commune (``code_map``); ``cm`` is the communes layer. Shared by the full computation and the
+# history rebuilt from the premises' dates (``snapshots.backfill``).
+AREA_CTES = """cm AS MATERIALIZED (SELECT code_insee, code_insee_actuel, nom_actuel, population, epci_siren
+                             FROM communes),
+    current AS (SELECT DISTINCT ON (code_insee_actuel) code_insee_actuel AS code, nom_actuel AS name, epci_siren
+                FROM cm ORDER BY code_insee_actuel, (code_insee = code_insee_actuel) DESC, code_insee),
+    code_map AS MATERIALIZED (SELECT code_insee AS any_code, code_insee_actuel AS code FROM cm
+                 UNION SELECT code_insee_actuel, code_insee_actuel FROM cm)"""
+
+
 @dataclass(frozen=True)
 class Area:
     level: str
@@ -56,6 +68,13 @@ class IndicatorTable:
     attributions: dict[str, str]
     computed_in_s: float = 0.0
     computed_on: date = field(default_factory=date.today)
+    # The measures this table holds (a back-filled snapshot holds a few); None: every measure.
+    measures_held: frozenset[str] | None = None
+
+    def holds(self, indicator: Indicator) -> bool:
+        """Whether this table can give ``indicator`` (a missing measure is unknown, not zero)."""
+        needed = {indicator.numerator, *([indicator.denominator] if indicator.denominator else [])}
+        return self.measures_held is None or needed <= self.measures_held
 
     def value(self, indicator: Indicator, level: str, code: str, category: str = "") -> float | None:
         if indicator.id == "epci_avec_tiers_lieu":
@@ -113,12 +132,7 @@ def _statement(registry: LayerRegistry) -> str:
                 f"ON k.any_code = x.code_insee WHERE {seen(layer_id, 'x')} AND ({condition})")
 
     return f"""
-    WITH cm AS MATERIALIZED (SELECT code_insee, code_insee_actuel, nom_actuel, population, epci_siren
-                             FROM communes),
-    current AS (SELECT DISTINCT ON (code_insee_actuel) code_insee_actuel AS code, nom_actuel AS name, epci_siren
-                FROM cm ORDER BY code_insee_actuel, (code_insee = code_insee_actuel) DESC, code_insee),
-    code_map AS MATERIALIZED (SELECT code_insee AS any_code, code_insee_actuel AS code FROM cm
-                 UNION SELECT code_insee_actuel, code_insee_actuel FROM cm),
+    WITH {AREA_CTES},
     prem AS MATERIALIZED (
         SELECT k.code, p.etat, p.date_prevue, p.zone, help_d.m AS d_help, tl_d.m AS d_tl
         FROM premises p JOIN code_map k ON k.any_code = p.code_insee
@@ -186,6 +200,18 @@ def compute(conn: Connection, registry: LayerRegistry, departement: tuple[str, s
     started = time.perf_counter()
     if timeout_ms is not None:
         conn.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(timeout_ms)})
+    areas = current_areas(conn, departement)
+    rows = conn.execute(text(_statement(registry)), {"eligible": list(ELIGIBLE_STATES)})
+    measures = grouped_measures(rows, areas, departement[0])
+    states = layer_state.states(conn, SOURCE_LAYERS)
+    as_of = {layer: (s.changed_at.date() if s.changed_at else None) for layer, s in states.items()}
+    attributions = {layer.id: layer.attribution or layer.title for layer in registry
+                    if layer.id in SOURCE_LAYERS}
+    return IndicatorTable(areas, measures, as_of, attributions, round(time.perf_counter() - started, 3))
+
+
+def current_areas(conn: Connection, departement: tuple[str, str]) -> dict[tuple[str, str], Area]:
+    """The département (``(code, name)``), its EPCIs and its current communes, keyed by ``(level, code)``."""
     areas: dict[tuple[str, str], Area] = {("departement", departement[0]): Area("departement", *departement)}
     for code, name, siren in conn.execute(text(
             "SELECT DISTINCT ON (code_insee_actuel) code_insee_actuel, nom_actuel, epci_siren FROM communes "
@@ -193,8 +219,14 @@ def compute(conn: Connection, registry: LayerRegistry, departement: tuple[str, s
         areas[("commune", code)] = Area("commune", code, name, siren)
     for siren, name in conn.execute(text("SELECT siren, nom FROM epci ORDER BY siren")):
         areas[("epci", siren)] = Area("epci", siren, name)
+    return areas
+
+
+def grouped_measures(rows: Iterable[Sequence], areas: dict[tuple[str, str], Area],
+                     departement_code: str) -> dict[tuple[str, str], dict[tuple[str, str], float]]:
+    """Measures by area from rows ``(no_epci, no_commune, siren, code, measure, category, amount)`` of a
+    ``GROUPING SETS ((), (epci_siren), (code))`` statement; an EPCI missing from ``areas`` is added by its SIREN."""
     measures: dict[tuple[str, str], dict[tuple[str, str], float]] = defaultdict(dict)
-    rows = conn.execute(text(_statement(registry)), {"eligible": list(ELIGIBLE_STATES)})
     for no_epci, no_commune, siren, code, measure, category, amount in rows:
         if not no_commune:
             key = ("commune", code)
@@ -204,13 +236,9 @@ def compute(conn: Connection, registry: LayerRegistry, departement: tuple[str, s
             key = ("epci", siren)
             areas.setdefault(key, Area("epci", siren, siren))
         else:
-            key = ("departement", departement[0])
+            key = ("departement", departement_code)
         measures[key][(measure, category)] = float(amount or 0)
-    states = layer_state.states(conn, SOURCE_LAYERS)
-    as_of = {layer: (s.changed_at.date() if s.changed_at else None) for layer, s in states.items()}
-    attributions = {layer.id: layer.attribution or layer.title for layer in registry
-                    if layer.id in SOURCE_LAYERS}
-    return IndicatorTable(areas, dict(measures), as_of, attributions, round(time.perf_counter() - started, 3))
+    return dict(measures)
 
 
 @dataclass(frozen=True)
@@ -222,7 +250,7 @@ class IndicatorValue:
     code: str
     name: str
     category: str | None
-    value: float | None
+    value: int | float | None
     as_of: date
     sources: tuple[str, ...]
 
@@ -236,6 +264,8 @@ def values(table: IndicatorTable, indicators: list[Indicator] | None = None, lev
                     and (code is None or a.code == code)), key=lambda a: (order[a.level], a.code))
     found: list[IndicatorValue] = []
     for indicator in chosen:
+        if not table.holds(indicator):
+            continue
         dates = [table.as_of.get(layer) for layer in indicator.sources]
         as_of = max((d for d in dates if d is not None), default=table.computed_on)
         sources = tuple(table.attributions.get(layer, layer) for layer in indicator.sources)
@@ -243,16 +273,21 @@ def values(table: IndicatorTable, indicators: list[Indicator] | None = None, lev
             if area.level not in indicator.levels:
                 continue
             for category in table.categories(indicator, area.level, area.code):
+                value = table.value(indicator, area.level, area.code, category)
+                if indicator.denominator is None and value is not None and float(value).is_integer():
+                    value = int(value)  # a count reads 12, not 12.0
                 found.append(IndicatorValue(indicator.id, indicator.label, indicator.unit, area.level, area.code,
-                                            area.name, category or None,
-                                            table.value(indicator, area.level, area.code, category), as_of,
-                                            sources))
+                                            area.name, category or None, value, as_of, sources))
     return found
 
 
-def chosen_indicators(asked: list[str] | None) -> list[Indicator]:
-    """The indicators named in ``asked`` (repeated or comma-separated ids); all of them when none is named."""
+def chosen_indicators(asked: list[str] | None, at_most: int | None = None) -> list[Indicator]:
+    """The indicators named in ``asked`` (repeated or comma-separated ids); all of them when none is named;
+    a 400 when more than ``at_most`` are named."""
     ids = [part.strip() for item in asked or [] for part in item.split(",") if part.strip()]
+    if at_most is not None and len(set(ids)) > at_most:
+        raise InvalidParameter(f"Au plus {at_most} indicateurs par demande ({len(set(ids))} demandés).",
+                               parameter="indicator")
     unknown = [i for i in ids if i not in BY_ID]
     if unknown:
         raise InvalidParameter(f"Indicateur inconnu : « {unknown[0][:80]} ». Indicateurs disponibles : "
