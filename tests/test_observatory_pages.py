@@ -53,8 +53,14 @@ def flat(text_: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sirens(demo_client) -> list[str]:
-    return [v["code"] for v in api_values(demo_client, level="epci", indicator="locaux")]
+def client(observatory_snapshot, demo_client):
+    """The demo application once the demo's snapshots are stored (back-filled history and today's)."""
+    return demo_client
+
+
+@pytest.fixture(scope="module")
+def sirens(client) -> list[str]:
+    return [v["code"] for v in api_values(client, level="epci", indicator="locaux")]
 
 
 # -- classes ---------------------------------------------------------------------------------------------------------
@@ -73,24 +79,24 @@ def test_classes_cover_every_value_in_order() -> None:
 # -- /observatory ----------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("indicator", "level"), [("part_locaux_eligibles", "commune"), ("locaux", "epci"),
                                                   ("lieux_mediation_pour_10000_habitants", "epci")])
-def test_the_table_holds_the_api_values(demo_client, indicator: str, level: str) -> None:
-    response = demo_client.get("/observatory", params={"indicator": indicator, "level": level})
+def test_the_table_holds_the_api_values(client, indicator: str, level: str) -> None:
+    response = client.get("/observatory", params={"indicator": indicator, "level": level})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/html")
     shown = {r["data-code"]: (float(r["data-value"]) if r["data-value"] else None) for r in table_rows(response.text)}
-    expected = {v["code"]: v["value"] for v in api_values(demo_client, level=level, indicator=indicator)}
+    expected = {v["code"]: v["value"] for v in api_values(client, level=level, indicator=indicator)}
     assert shown == expected
     # The map's data (code → colour, value in words) names the same areas, and the legend its classes.
     assert response.text.count('class="obs-swatch"') >= len(shown)
     assert "Données au" in response.text and "Sources :" in response.text
 
 
-def test_epci_filter_and_sort_work_without_javascript(demo_client, sirens, loaded_boundaries: Engine) -> None:
+def test_epci_filter_and_sort_work_without_javascript(client, sirens, loaded_boundaries: Engine) -> None:
     siren = sirens[0]
     with loaded_boundaries.connect() as conn:
         communes = set(conn.execute(text("SELECT DISTINCT code_insee_actuel FROM communes WHERE epci_siren = :s"),
                                     {"s": siren}).scalars())
-    response = demo_client.get("/observatory", params={"indicator": "locaux", "epci": siren, "sort": "valeur",
+    response = client.get("/observatory", params={"indicator": "locaux", "epci": siren, "sort": "valeur",
                                                        "order": "desc"})
     assert response.status_code == 200, response.text
     rows = table_rows(response.text)
@@ -98,30 +104,30 @@ def test_epci_filter_and_sort_work_without_javascript(demo_client, sirens, loade
     values = [float(r["data-value"]) for r in rows if r["data-value"]]
     assert values == sorted(values, reverse=True) and values
     assert 'aria-sort="descending"' in response.text
-    by_name = table_rows(demo_client.get("/observatory", params={"indicator": "locaux", "epci": siren}).text)
+    by_name = table_rows(client.get("/observatory", params={"indicator": "locaux", "epci": siren}).text)
     names = [r["data-name"] for r in by_name]
     assert names == sorted(names, key=str.casefold)
 
 
-def test_a_split_indicator_gets_a_chart_and_a_table_by_category(demo_client) -> None:
-    response = demo_client.get("/observatory", params={"indicator": "locaux_par_etat_ftth", "level": "epci"})
+def test_a_split_indicator_gets_a_chart_and_a_table_by_category(client) -> None:
+    response = client.get("/observatory", params={"indicator": "locaux_par_etat_ftth", "level": "epci"})
     assert response.status_code == 200, response.text
     assert 'id="obs-map"' not in response.text  # no choropleth of a split figure
     assert '<svg role="img" aria-labelledby="graphique-locaux-par-etat-ftth-titre' in response.text
     totals = {}
-    for v in api_values(demo_client, level="epci", indicator="locaux_par_etat_ftth"):
+    for v in api_values(client, level="epci", indicator="locaux_par_etat_ftth"):
         totals[v["code"]] = totals.get(v["code"], 0) + v["value"]
     assert {r["data-code"]: float(r["data-value"]) for r in table_rows(response.text)} == totals
 
 
-def test_outlines_join_the_values_by_code(demo_client) -> None:
+def test_outlines_join_the_values_by_code(client) -> None:
     for level in ("commune", "epci"):
-        response = demo_client.get(f"/observatory/areas/{level}.geojson")
+        response = client.get(f"/observatory/areas/{level}.geojson")
         assert response.status_code == 200 and response.headers["content-type"] == "application/geo+json"
         codes = {f["properties"]["code"] for f in response.json()["features"]}
-        assert codes == {v["code"] for v in api_values(demo_client, level=level, indicator="locaux")}
+        assert codes == {v["code"] for v in api_values(client, level=level, indicator="locaux")}
         assert all(f["geometry"]["type"] in ("Polygon", "MultiPolygon") for f in response.json()["features"])
-    assert len(demo_client.get("/observatory/areas/commune.geojson").content) < 1_500_000
+    assert len(client.get("/observatory/areas/commune.geojson").content) < 1_500_000
 
 
 @pytest.mark.parametrize(("path", "params", "status"), [
@@ -137,8 +143,8 @@ def test_outlines_join_the_values_by_code(demo_client) -> None:
     ("/observatory/epci/%3Cimg%20src%3Dx%3E", {}, 400),
     ("/observatory/epci/2000677361", {}, 400),
 ])
-def test_bad_input_is_a_french_4xx_page(demo_client, path: str, params: dict, status: int) -> None:
-    response = demo_client.get(path, params=params)
+def test_bad_input_is_a_french_4xx_page(client, path: str, params: dict, status: int) -> None:
+    response = client.get(path, params=params)
     assert response.status_code == status, response.text[:300]
     assert response.headers["content-type"].startswith("text/html")
     assert 'lang="fr"' in response.text and 'role="alert"' in response.text
@@ -146,29 +152,29 @@ def test_bad_input_is_a_french_4xx_page(demo_client, path: str, params: dict, st
     assert re.search(r"(inconnu|Aucun|n'est pas|non reconnue|n'existe pas)", html.unescape(response.text))
 
 
-def test_unknown_outline_level_is_a_404(demo_client) -> None:
-    response = demo_client.get("/observatory/areas/departement.geojson")
+def test_unknown_outline_level_is_a_404(client) -> None:
+    response = client.get("/observatory/areas/departement.geojson")
     assert response.status_code == 404 and "commune et epci" in response.json()["detail"]
 
 
 # -- the EPCI sheet ---------------------------------------------------------------------------------------------------
-def test_the_sheet_shows_the_api_key_figures_and_its_communes(demo_client, sirens) -> None:
+def test_the_sheet_shows_the_api_key_figures_and_its_communes(client, sirens) -> None:
     siren = sirens[0]
-    response = demo_client.get(f"/observatory/epci/{siren}")
+    response = client.get(f"/observatory/epci/{siren}")
     assert response.status_code == 200, response.text
     page = flat(response.text)
-    for v in api_values(demo_client, level="epci", code=siren, indicator=",".join(KEY_FIGURES)):
+    for v in api_values(client, level="epci", code=siren, indicator=",".join(KEY_FIGURES)):
         assert flat(value_text(BY_ID[v["indicator"]], v["value"])) in page, v
     communes = {r["data-code"] for r in table_rows(response.text)}
-    shown = table_rows(demo_client.get("/observatory", params={"indicator": "locaux", "epci": siren}).text)
+    shown = table_rows(client.get("/observatory", params={"indicator": "locaux", "epci": siren}).text)
     assert communes == {r["data-code"] for r in shown}
     # Two figures, each an image with its own title and description.
     assert len(re.findall(r'<svg role="img" aria-labelledby="(\S+)-titre \1-desc"', response.text)) == 2
 
 
-def test_every_sheet_prints_on_one_a4_page_with_the_api_figures(demo_client, sirens) -> None:
+def test_every_sheet_prints_on_one_a4_page_with_the_api_figures(client, sirens) -> None:
     for siren in sirens:
-        response = demo_client.get(f"/observatory/epci/{siren}.pdf")
+        response = client.get(f"/observatory/epci/{siren}.pdf")
         assert response.status_code == 200, response.text[:300]
         assert response.headers["content-type"] == "application/pdf"
         assert response.headers["content-disposition"].startswith(f'attachment; filename="fiche-epci-{siren}-')
@@ -177,7 +183,7 @@ def test_every_sheet_prints_on_one_a4_page_with_the_api_figures(demo_client, sir
         width, height = (float(x) for x in pdf.pages[0].mediabox.upper_right)
         assert (round(width / 72 * 25.4), round(height / 72 * 25.4)) == (210, 297)  # A4, in millimetres
         printed = flat(pdf.pages[0].extract_text())
-        for v in api_values(demo_client, level="epci", code=siren, indicator=",".join(KEY_FIGURES)):
+        for v in api_values(client, level="epci", code=siren, indicator=",".join(KEY_FIGURES)):
             assert flat(value_text(BY_ID[v["indicator"]], v["value"])) in printed, (siren, v)
-        name = api_values(demo_client, level="epci", code=siren, indicator="locaux")[0]["name"]
+        name = api_values(client, level="epci", code=siren, indicator="locaux")[0]["name"]
         assert flat(name) in printed

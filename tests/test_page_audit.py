@@ -100,7 +100,7 @@ def concrete(path: str, world: World) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(loaded_boundaries: Engine, demo_territory,
+def world(loaded_boundaries: Engine, demo_territory, observatory_snapshot,
           registry: LayerRegistry) -> Iterator[tuple[World, EpciPoints, dict[str, str]]]:
     """An administrator ``pa-admin`` and a contributor of Grand Cahors; a proposal of the contributor and a borne
     the administrator created (so that it has a history)."""

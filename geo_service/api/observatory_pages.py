@@ -20,11 +20,9 @@ router = APIRouter(include_in_schema=False)
 
 
 def _snapshot(request: Request) -> page_data.Snapshot:
-    settings = settings_of(request)
-    territory = settings.territory
     with connection(request) as conn:
         return page_data.current(conn, registry_of(request), caches_of(request),
-                                 (territory.departement, territory.name), settings.api.indicators_timeout_ms)
+                                 settings_of(request).territory.departement)
 
 
 def _render(request: Request, template: str, context: dict[str, Any], status: int = 200,
@@ -77,7 +75,8 @@ def _sheet_context(request: Request, siren: str) -> dict[str, Any]:
     sheet = page_data.sheet(snapshot.table, siren, snapshot.day)
     with connection(request) as conn:
         outlines = area_shapes.collection(conn, caches_of(request), "commune")
-    drawn = sheet_figures.sheet_figures(caches_of(request), snapshot, sheet, outlines)
+        history = page_data.share_history(conn, registry_of(request), caches_of(request), snapshot, "epci", siren)
+    drawn = sheet_figures.sheet_figures(caches_of(request), snapshot, sheet, outlines, history)
     return {"sheet": sheet, "snapshot": snapshot, "figures": drawn}
 
 

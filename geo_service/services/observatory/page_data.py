@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from geo_service.errors import InvalidParameter, NotFound
 from geo_service.layers import LayerRegistry
 from geo_service.services.app_caches import AppCaches
-from geo_service.services.observatory import indicator_values
+from geo_service.services.observatory import indicator_values, snapshots
 from geo_service.services.observatory.class_breaks import ColourClass, breaks, classify, colour_of, number_fr
 from geo_service.services.observatory.indicator_catalogue import BY_ID, INDICATORS, Indicator
 from geo_service.services.observatory.indicator_values import IndicatorTable, IndicatorValue
@@ -69,13 +69,24 @@ class Snapshot:
     key: object
 
 
-def current(conn: Connection, registry: LayerRegistry, caches: AppCaches, departement: tuple[str, str],
-            timeout_ms: int) -> Snapshot:
-    """The values of today's layers, computed once per change of a source layer (the API's cache)."""
-    state = indicator_values.cache_state(conn)
-    table = caches.indicators.get(departement[0], state, lambda: indicator_values.compute(
-        conn, registry, departement, timeout_ms))
-    return Snapshot(table, table.computed_on, ("computed", state.version, id(table)))
+def current(conn: Connection, registry: LayerRegistry, caches: AppCaches, departement: str) -> Snapshot:
+    """The latest stored snapshot (``geo-service snapshot``), loaded once and shared with ``/api/indicators``
+    (same cache, same key); a 404 in French when none was ever taken."""
+    ref = snapshots.chosen(conn, None)
+    key = (departement, ref.taken_on, ref.taken_at)
+    table = caches.indicators.get_or_build(key, lambda: snapshots.load(conn, registry, ref))
+    return Snapshot(table, ref.taken_on, key)
+
+
+def share_history(conn: Connection, registry: LayerRegistry, caches: AppCaches, snapshot: Snapshot, level: str,
+                  code: str) -> list[tuple[date, float | None]]:
+    """The share of eligible premises of one area in every stored snapshot (the sheet's curve), read once per
+    latest snapshot."""
+    def read() -> list[tuple[date, float | None]]:
+        found = snapshots.history(conn, registry, [BY_ID["part_locaux_eligibles"]], level, code)
+        return [(day, value.value) for day, value in found if value.level == level and value.code == code]
+
+    return caches.observatory_figures.get_or_build((snapshot.key, "history", level, code), read)
 
 
 def decimals_of(indicator: Indicator) -> int:
