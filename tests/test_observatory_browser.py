@@ -95,3 +95,16 @@ def test_the_epci_sheet_shows_its_map_curve_and_communes(browser, visits, server
     expect(page.locator(".obs-sheet__tools")).to_be_hidden()
     page.screenshot(path=str(artefacts_dir / f"observatory-epci-{siren}-print.png"), full_page=True)
     assert visit.foreign_requests() == []
+
+
+def test_on_a_phone_the_page_fits_its_width(browser, visits, server: str, artefacts_dir: Path):
+    visit = open_visit(browser, visits, 390, 844, is_mobile=True, has_touch=True)
+    page = visit.page
+    visit.goto(f"{server}/observatory?indicator=tiers_lieux&level=epci")
+    expect(page.locator("#obs-map")).not_to_have_attribute("data-drawn", "erreur", timeout=30_000)
+    assert wait_until(page, "() => Number(document.getElementById('obs-map').dataset.drawn) > 0"), "carte vide"
+    # Map, legend and table one under the other; only the table scrolls sideways, inside its own frame.
+    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate("() => document.querySelector('.obs-table-wrap').getBoundingClientRect().top > "
+                         "document.getElementById('obs-map').getBoundingClientRect().bottom")
+    page.screenshot(path=str(artefacts_dir / "observatory-phone.png"), full_page=False)

@@ -89,10 +89,16 @@ def epci_sheet_pdf(request: Request, siren: str) -> Response:
     except ServiceError as exc:
         return _problem(request, exc)
     settings = settings_of(request)
-    html = templates_for(settings.web_dir).get_template("observatory/epci.html").render(
-        {"request": request, "base": "", "static": "/static", "print_only": True, "operator": settings.operator,
-         "territory": settings.territory, "csp_nonce": "", **context})
-    data = sheet_pdf.pdf(html, settings.web_dir / "static")
+
+    def printed() -> bytes:
+        html = templates_for(settings.web_dir).get_template("observatory/epci.html").render(
+            {"request": request, "base": "", "static": "/static", "print_only": True, "operator": settings.operator,
+             "territory": settings.territory, "csp_nonce": "", **context})
+        return sheet_pdf.pdf(html, settings.web_dir / "static")
+
+    # Printing takes a second or more of CPU: once per snapshot and EPCI, not per download.
+    data = caches_of(request).observatory_figures.get_or_build(
+        (context["snapshot"].key, "pdf", context["sheet"].epci.code), printed)
     name = f"fiche-epci-{context['sheet'].epci.code}-{context['snapshot'].day.isoformat()}.pdf"
     return Response(data, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{name}"',
