@@ -7,15 +7,17 @@ from __future__ import annotations
 import html
 import io
 import re
+from datetime import date
 from html.parser import HTMLParser
 
 import pytest
 from pypdf import PdfReader
 from sqlalchemy import Engine, text
 
-from geo_service.services.observatory.class_breaks import PALETTE, breaks, classify
+from geo_service.services.observatory.class_breaks import PALETTE, breaks, classify, number_fr
 from geo_service.services.observatory.indicator_catalogue import BY_ID
 from geo_service.services.observatory.page_data import value_text
+from geo_service.services.resident.opening_hours import french_date
 
 KEY_FIGURES = ("locaux", "locaux_eligibles", "part_locaux_eligibles", "communes_avec_borne_wifi_installee",
                "tiers_lieux", "lieux_mediation_pour_10000_habitants", "distance_moyenne_mediation",
@@ -187,3 +189,16 @@ def test_every_sheet_prints_on_one_a4_page_with_the_api_figures(client, sirens) 
             assert flat(value_text(BY_ID[v["indicator"]], v["value"])) in printed, (siren, v)
         name = api_values(client, level="epci", code=siren, indicator="locaux")[0]["name"]
         assert flat(name) in printed
+
+
+def test_the_sheet_curve_tells_the_stored_history(client, sirens) -> None:
+    siren = sirens[-1]
+    history = client.get("/api/indicators/history", params={"indicator": "part_locaux_eligibles", "level": "epci",
+                                                             "code": siren})
+    assert history.status_code == 200, history.text
+    points = [(v["date"], v["value"]) for v in history.json()["values"] if v["value"] is not None]
+    assert len(points) > 4  # the demo's back-filled quarters and today's snapshot
+    page = client.get(f"/observatory/epci/{siren}").text
+    said = html.unescape(re.search(r'<desc id="courbe-[^"]+-desc">(.*?)</desc>', page, re.DOTALL).group(1))
+    for day, value in points:
+        assert f"{french_date(date.fromisoformat(day))} : {number_fr(value, 1)} %" in said, (day, value)
