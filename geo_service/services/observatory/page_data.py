@@ -20,7 +20,7 @@ from geo_service.services.app_caches import AppCaches
 from geo_service.services.observatory import indicator_values, snapshots
 from geo_service.services.observatory.class_breaks import ColourClass, breaks, classify, colour_of, number_fr
 from geo_service.services.observatory.indicator_catalogue import BY_ID, INDICATORS, Indicator
-from geo_service.services.observatory.indicator_values import IndicatorTable, IndicatorValue
+from geo_service.services.observatory.indicator_values import IndicatorTable
 
 # Themes of the page's navigation, in order; an indicator goes to the first theme whose pattern its id matches
 # (an indicator added to the catalogue later lands in « Autres indicateurs » until a theme names it).
@@ -345,8 +345,3 @@ def sheet(table: IndicatorTable, siren: str, day: date) -> Sheet:
 
 def epcis(table: IndicatorTable) -> list[indicator_values.Area]:
     return sorted((a for a in table.areas.values() if a.level == "epci"), key=lambda a: a.name.casefold())
-
-
-def departement_values(table: IndicatorTable, indicator: Indicator) -> list[IndicatorValue]:
-    return indicator_values.values(table, [indicator], "departement")
-
