@@ -32,6 +32,7 @@ from geo_service.api import (
     health,
     indicator_api,
     layer_features,
+    observatory_pages,
     ogc_read,
     ogc_write,
     open311_api,
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /ogc came sixth). The resident map's (a request per keystroke and per click), then the OGC API's.
     app.include_router(nearby_api.router)
     app.include_router(indicator_api.router)
+    app.include_router(observatory_pages.router)
     app.include_router(ogc_read.router)
     app.include_router(embed_pages.router)
     app.include_router(health.router)

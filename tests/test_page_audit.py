@@ -48,7 +48,7 @@ WAIVED = {
               "region": "Swagger UI : la description de l'API est rendue hors de son élément main"},
 }
 # What a page shows once it has done its own work (Swagger UI draws after reading /openapi.json), by path.
-READY = {"/docs": ".swagger-ui .opblock", "/map/report": ".rpt-status"}
+READY = {"/docs": ".swagger-ui .opblock", "/map/report": ".rpt-status", "/observatory": "#obs-map[data-drawn]"}
 # Query strings that show a page in its fullest state (a report, a form filled in).
 QUERIES = {
     "/map/report": "?address={address}",
@@ -70,6 +70,7 @@ class World:
     address: str
     report: str = ""
     report_token: str = ""
+    epci: str = ""
 
 
 def route_paths(app: FastAPI) -> list[str]:
@@ -86,7 +87,7 @@ def samples(world: World) -> dict[str, str]:
             "tileMatrixSetId": "WebMercatorQuad", "tileMatrix": "9", "tileRow": "185", "tileCol": "258",
             "z": "9", "x": "258", "y": "185", "tileset": "plan", "ext": "png",
             "public_id": world.report, "service_request_id": world.report, "token": world.report_token,
-            "service_code": "fibre"}
+            "service_code": "fibre", "level": "commune", "siren": world.epci}
 
 
 def concrete(path: str, world: World) -> str:
@@ -99,7 +100,7 @@ def concrete(path: str, world: World) -> str:
 
 
 @pytest.fixture(scope="module")
-def world(loaded_boundaries: Engine, demo_territory,
+def world(loaded_boundaries: Engine, demo_territory, observatory_snapshot,
           registry: LayerRegistry) -> Iterator[tuple[World, EpciPoints, dict[str, str]]]:
     """An administrator ``pa-admin`` and a contributor of Grand Cahors; a proposal of the contributor and a borne
     the administrator created (so that it has a history)."""
@@ -149,7 +150,7 @@ def pages(settings: Settings, server: str, world) -> tuple[World, list[str]]:
     assert reported.status_code in (200, 201), reported.text
     report = reported.json()
     full = World(base.collection, base.feature, proposal, edited, base.address, report["id"],
-                 report["follow_up_url"].rsplit("/", 1)[1])
+                 report["follow_up_url"].rsplit("/", 1)[1], points.mine)
     return full, route_paths(create_app(settings))
 
 
@@ -215,5 +216,6 @@ def test_every_html_page_is_clean_for_axe(browser, server: str, pages, viewport:
                 f"/ogc/collections/{world.collection}/items/{world.feature}",
                 f"/ogc/collections/{world.collection}/queryables", "/map", "/map/embed", "/admin/login", "/admin",
                 "/admin/users", "/admin/conventions", "/admin/edit", "/admin/import", "/docs", "/map/signaler",
-                f"/signalement/{world.report_token}", "/admin/reports", f"/admin/reports/{world.report}"]
+                f"/signalement/{world.report_token}", "/admin/reports", f"/admin/reports/{world.report}",
+                "/observatory", f"/observatory/epci/{world.epci}"]
     assert not [u for u in expected if not any(a.split("?")[0] == u.split("?")[0] for a in audited)], audited

@@ -111,6 +111,10 @@ class AppCaches:
         # A stored observatory snapshot by (département, day, written at): pure of its key (a snapshot taken
         # again the same day is written at another time).
         self.indicators = BoundedCache(16)
+        # The observatory maps' simplified outlines (communes, EPCI): while the boundary layers are unchanged.
+        self.observatory_areas = VersionedCache(8)
+        # The observatory's SVG figures by (values' key, figure): pure of their key, whose values never change.
+        self.observatory_figures = BoundedCache(512)
         # The report's whole-layer facts (figures, dates, small layers' rows, zones): while their layer is unchanged.
         self.report_facts = VersionedCache(4096)
         # The map page's counts and the territory's bounds: while their layers are unchanged.

@@ -66,6 +66,10 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/api/indicators"): PUBLIC_READ,
     ("GET", "/api/indicators/history"): PUBLIC_READ,
     ("GET", "/api/indicators/snapshots"): PUBLIC_READ,
+    ("GET", "/observatory"): PUBLIC_READ,
+    ("GET", "/observatory/areas/{level}.geojson"): PUBLIC_READ,
+    ("GET", "/observatory/epci/{siren}"): PUBLIC_READ,
+    ("GET", "/observatory/epci/{siren}.pdf"): PUBLIC_READ,
     ("GET", "/healthz"): PUBLIC_READ,
     ("GET", "/map"): PUBLIC_READ,
     ("GET", "/map/report"): PUBLIC_READ,
@@ -347,6 +351,8 @@ def _calls() -> dict[tuple[str, str], Callable[[Matrix, TestClient, Actor], Call
         ("GET", "/api/indicators"): lambda m, c, a: ("/api/indicators", {"params": {"level": "departement"}}),
         ("GET", "/api/indicators/history"): lambda m, c, a: (
             "/api/indicators/history", {"params": {"indicator": "locaux", "level": "departement"}}),
+        ("GET", "/observatory/epci/{siren}"): lambda m, c, a: (f"/observatory/epci/{m.world.mine}", {}),
+        ("GET", "/observatory/epci/{siren}.pdf"): lambda m, c, a: (f"/observatory/epci/{m.world.mine}.pdf", {}),
         ("GET", "/map/report"): lambda m, c, a: ("/map/report", {"params": dict(zip(("lon", "lat"), m.world.inside,
                                                                                      strict=True))}),
         ("GET", "/static"): lambda m, c, a: ("/static/vendor/leaflet/leaflet.js", {}),
@@ -440,7 +446,7 @@ def _with(path: str, **kwargs: object) -> Call:
 CALLS = _calls()
 PARAMETERS = {"collectionId": "wifi_hotspots", "layer_id": "wifi_hotspots", "layerId": "wifi_hotspots",
               "tileMatrixSetId": "WebMercatorQuad", "tileMatrix": "8", "tileRow": "93", "tileCol": "128",
-              "z": "8", "x": "128", "y": "93"}
+              "z": "8", "x": "128", "y": "93", "level": "commune"}
 
 
 def call_for(method: str, path: str) -> Callable[[Matrix, TestClient, Actor], Call]:
