@@ -34,6 +34,7 @@ from geo_service.api import (
     ogc_read,
     ogc_write,
     open311_api,
+    qgis_files,
     report_api,
     report_pages,
     resident_pages,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(report_pages.router)
     app.include_router(admin_reports.router)
     app.include_router(open311_api.router)
+    app.include_router(qgis_files.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")

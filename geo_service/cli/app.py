@@ -13,6 +13,7 @@ from geo_service.cli import (
     basemap_commands,
     export_command,
     history_commands,
+    qgis_commands,
     report_commands,
 )
 from geo_service.cli.state import CliState, fail, pass_state
@@ -315,7 +316,8 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int) -> 
 
 # --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup, basemap,
 # residents' reports
-for module in (account_commands, history_commands, export_command, backup_commands, basemap_commands, report_commands):
+for module in (account_commands, history_commands, export_command, backup_commands, basemap_commands, report_commands,
+               qgis_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 
