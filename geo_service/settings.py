@@ -266,6 +266,9 @@ class Settings(BaseSettings):
     boundaries_api_url: str = "https://geo.api.gouv.fr"
     host: str = "127.0.0.1"
     port: int = 8000
+    # uvicorn's HTTP/1.1 implementation: h11 writes header names as the service gives them (QGIS finds a created
+    # feature only under a capitalised `Location`); httptools is faster but writes every name in lower case.
+    http_implementation: Literal["h11", "httptools"] = "h11"
     secret_key: str | None = None
     # Password of the first administrator (`geo-service user ensure-admin`); generated and printed once if unset.
     admin_password: SecretStr | None = None

@@ -311,7 +311,7 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int) -> 
     # proxy_headers off: X-Forwarded-* are read by the app itself, from settings.trusted_proxies only (main.py).
     uvicorn.run("geo_service.main:app_from_environment", factory=True,
                 host=host or state.settings.host, port=port or state.settings.port,
-                workers=workers, proxy_headers=False)
+                workers=workers, proxy_headers=False, http=state.settings.http_implementation)
 
 
 # --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup, basemap,

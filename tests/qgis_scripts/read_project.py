@@ -27,13 +27,20 @@ for layer in project.mapLayers().values():
     info: dict = {"valid": layer.isValid(), "provider": layer.providerType(), "name": layer.name(),
                   "source": layer.source(), "scale_based": layer.hasScaleBasedVisibility(),
                   "min_scale": layer.minimumScale(), "max_scale": layer.maximumScale()}
+    if not layer.isValid():
+        info["error"] = layer.error().summary() or (layer.dataProvider().error().summary()
+                                                    if layer.dataProvider() else None)
+        result["layers"][layer.id()] = info
+        continue
     if layer.type() == QgsMapLayerType.VectorTileLayer:
         info["styles"] = [(s.styleName(), s.filterExpression(), s.symbol().color().name())
                           for s in layer.renderer().styles()]
     if isinstance(layer, QgsVectorLayer):
-        renderer = layer.renderer()
-        info["renderer"] = renderer.type()
-        if isinstance(renderer, QgsCategorizedSymbolRenderer):
+        renderer = layer.renderer()  # none for a layer without geometry
+        info["renderer"] = renderer.type() if renderer else None
+        if renderer is None:
+            pass
+        elif isinstance(renderer, QgsCategorizedSymbolRenderer):
             info["attribute"] = renderer.classAttribute()
             info["categories"] = [(str(c.value()), c.label(), c.symbol().color().name()) for c in renderer.categories()]
         else:

@@ -89,7 +89,12 @@ def _layer_tree_order(layers: list[LayerDecl]) -> list[tuple[str, list[LayerDecl
             for name, members in groups.items()]
 
 
-def _tiles_id(layer: LayerDecl) -> str:
+def layer_id(layer: LayerDecl) -> str:
+    """The id of a layer in the project: QGIS keeps only ids longer than 10 characters (else it makes one up)."""
+    return f"{layer.id}_collection"
+
+
+def tiles_layer_id(layer: LayerDecl) -> str:
     return f"{layer.id}_tuiles"
 
 
@@ -104,7 +109,7 @@ def _maplayer(options: ProjectOptions, layer: LayerDecl) -> ET.Element:
     if layer.id in TILED_LAYERS:
         element.attrib.update({"hasScaleBasedVisibilityFlag": "1", "maxScale": "0",
                                "minScale": str(PREMISES_FEATURES_MIN_SCALE)})
-    ET.SubElement(element, "id").text = layer.id
+    ET.SubElement(element, "id").text = layer_id(layer)
     ET.SubElement(element, "datasource").text = oapif_source(options, layer)
     ET.SubElement(element, "layername").text = layer.title
     _spatialrefsys(ET.SubElement(element, "srs"), LAYER_CRS)
@@ -119,14 +124,14 @@ def _tiles_maplayer(options: ProjectOptions, layer: LayerDecl) -> ET.Element:
     """The layer's vector tiles, above 1:25,000: one style per class of the map's legend."""
     element = ET.Element("maplayer", {"type": "vector-tile", "hasScaleBasedVisibilityFlag": "1",
                                       "minScale": "100000000", "maxScale": str(PREMISES_FEATURES_MIN_SCALE)})
-    ET.SubElement(element, "id").text = _tiles_id(layer)
+    ET.SubElement(element, "id").text = tiles_layer_id(layer)
     ET.SubElement(element, "datasource").text = tiles_source(options, layer)
     ET.SubElement(element, "layername").text = f"{layer.title} (tuiles)"
     _spatialrefsys(ET.SubElement(element, "srs"), 3857)
     ET.SubElement(element, "provider").text = "xyzvectortiles"
     renderer = ET.SubElement(element, "renderer", {"type": "basic"})
     styles = ET.SubElement(renderer, "styles")
-    for index, cls in enumerate(layer_styles.style_classes(layer)):
+    for cls in layer_styles.style_classes(layer):
         by = layer.style.by
         if by is None:
             expression = ""
@@ -135,11 +140,16 @@ def _tiles_maplayer(options: ProjectOptions, layer: LayerDecl) -> ET.Element:
             expression = f'"{by}" IS NULL OR "{by}" NOT IN ({listed})'
         else:
             expression = f"\"{by}\" = '{cls.value}'"
-        style = ET.SubElement(styles, "style", {"name": cls.label, "layer": layer.id, "geometry": "0",
+        style = ET.SubElement(styles, "style", {"name": cls.label, "layer": layer.id,
+                                                "geometry": _TILE_GEOMETRY[_geometry_kind(layer)],
                                                 "enabled": "1", "min-zoom": "-1", "max-zoom": "-1",
                                                 "expression": expression})
-        layer_styles.symbol(ET.SubElement(style, "symbols"), str(index), layer, cls.colour)
+        layer_styles.symbol(ET.SubElement(style, "symbols"), "0", layer, cls.colour)  # one symbol per style, "0"
     return element
+
+
+# QGIS's geometry types (point, line, polygon) as a vector tile style names them.
+_TILE_GEOMETRY = {"Point": "0", "Line": "1", "Polygon": "2"}
 
 
 def _geometry_kind(layer: LayerDecl) -> str:
@@ -155,12 +165,12 @@ def _layer_tree(root: ET.Element, options: ProjectOptions, layers: list[LayerDec
         group = ET.SubElement(tree, "layer-tree-group", {"name": name, "checked": "Qt::Checked", "expanded": "1"})
         for layer in members:
             checked = "Qt::Checked" if _visible(layer) else "Qt::Unchecked"
-            ET.SubElement(group, "layer-tree-layer", {"id": layer.id, "name": layer.title, "providerKey": "OAPIF",
-                                                      "source": oapif_source(options, layer), "checked": checked,
-                                                      "expanded": "0"})
+            ET.SubElement(group, "layer-tree-layer", {
+                "id": layer_id(layer), "name": layer.title, "providerKey": "OAPIF",
+                "source": oapif_source(options, layer), "checked": checked, "expanded": "0"})
             if layer.id in TILED_LAYERS:
                 ET.SubElement(group, "layer-tree-layer", {
-                    "id": _tiles_id(layer), "name": f"{layer.title} (tuiles)", "providerKey": "xyzvectortiles",
+                    "id": tiles_layer_id(layer), "name": f"{layer.title} (tuiles)", "providerKey": "xyzvectortiles",
                     "source": tiles_source(options, layer), "checked": checked, "expanded": "0"})
 
 
@@ -185,6 +195,9 @@ def project_xml(options: ProjectOptions, registry: LayerRegistry,
         ET.SubElement(box, name).text = value
     ET.SubElement(canvas, "rotation").text = "0"
     _spatialrefsys(ET.SubElement(canvas, "destinationsrs"), PROJECT_CRS)
+    # QGIS reads projectCrs only when the project says it uses projections (« on the fly » reprojection).
+    properties = ET.SubElement(ET.SubElement(root, "properties"), "SpatialRefSys")
+    ET.SubElement(properties, "ProjectionsEnabled", {"type": "int"}).text = "1"
     view = ET.SubElement(root, "ProjectViewSettings", {"UseProjectScales": "0"})
     ET.SubElement(view, "DefaultViewExtent", {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax})
     _spatialrefsys(view.find("DefaultViewExtent"), PROJECT_CRS)  # type: ignore[arg-type]
