@@ -315,6 +315,33 @@ def test_a_created_feature_s_location_reaches_the_client_capitalised(server: str
     assert "Location" in names
 
 
+def test_qgis_loads_the_served_styles(server: str, qgis: Qgis, registry: LayerRegistry):
+    """« Charger le style » in QGIS with the files the service serves: the map's classes and colours come back."""
+    styles = {}
+    for layer_id, geometry in (("wifi_hotspots", "Point"), ("white_zones", "MultiPolygon")):
+        layer = registry.get(layer_id)
+        for f in ("qml", "sld10", "sld11"):
+            body = httpx.get(f"{server}/ogc/collections/{layer_id}/styles/carte", params={"f": f}).content
+            styles[f"{layer_id}.{f}"] = {"path": qgis.put(f"{layer_id}-{f}.xml", body), "geometry": geometry,
+                                         "format": "qml" if f == "qml" else "sld",
+                                         "fields": [field.name for field in layer.public_fields()]}
+    result = qgis.run("load_styles.py", {"styles": styles})
+    for layer_id in ("wifi_hotspots", "white_zones"):
+        layer = registry.get(layer_id)
+        colours = [(c.color or layer.style.color).lower() for c in layer.field(layer.style.by).codes]
+        labels = [c.label for c in layer.field(layer.style.by).codes]
+        qml = result[f"{layer_id}.qml"]
+        assert qml["ok"] and qml["renderer"] == "categorizedSymbol" and qml["attribute"] == layer.style.by
+        assert [c[2] for c in qml["classes"][:-1]] == colours and [c[1] for c in qml["classes"][:-1]] == labels
+        assert qml["labels"] == (layer.label_field is not None)
+        for f in ("sld10", "sld11"):
+            sld = result[f"{layer_id}.{f}"]
+            assert sld["ok"], sld
+            assert sld["renderer"] == "RuleRenderer", sld
+            assert [c[2] for c in sld["classes"]][:len(colours)] == colours, (f, sld)
+            assert [c[1] for c in sld["classes"]][:len(labels)] == labels, (f, sld)
+
+
 def _history(engine: Engine, key: str) -> list[tuple]:
     with engine.connect() as conn:
         return conn.execute(text(
