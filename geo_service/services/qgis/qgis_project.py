@@ -47,10 +47,8 @@ class ProjectOptions:
 def _spatialrefsys(parent: ET.Element, epsg: int) -> None:
     """A CRS as QGIS writes it; WKT first (what QGIS reads first), the authority id for people."""
     crs = CRS.from_epsg(epsg)
-    element = ET.SubElement(ET.SubElement(parent, "spatialrefsys"), "wkt")
-    element.text = crs.to_wkt()
-    srs = parent.find("spatialrefsys")
-    assert srs is not None
+    srs = ET.SubElement(parent, "spatialrefsys")
+    ET.SubElement(srs, "wkt").text = crs.to_wkt()
     ET.SubElement(srs, "authid").text = f"EPSG:{epsg}"
     ET.SubElement(srs, "description").text = crs.name
     ET.SubElement(srs, "geographicflag").text = "true" if crs.is_geographic else "false"
@@ -199,8 +197,8 @@ def project_xml(options: ProjectOptions, registry: LayerRegistry,
     properties = ET.SubElement(ET.SubElement(root, "properties"), "SpatialRefSys")
     ET.SubElement(properties, "ProjectionsEnabled", {"type": "int"}).text = "1"
     view = ET.SubElement(root, "ProjectViewSettings", {"UseProjectScales": "0"})
-    ET.SubElement(view, "DefaultViewExtent", {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax})
-    _spatialrefsys(view.find("DefaultViewExtent"), PROJECT_CRS)  # type: ignore[arg-type]
+    _spatialrefsys(ET.SubElement(view, "DefaultViewExtent", {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax}),
+                   PROJECT_CRS)
     ET.indent(root)
     body = ET.tostring(root, encoding="unicode")
     return ("<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n" + body + "\n").encode()
