@@ -118,6 +118,11 @@ def _maplayer(options: ProjectOptions, layer: LayerDecl) -> ET.Element:
     return element
 
 
+def _literal(value: str | int) -> str:
+    """A code as a QGIS expression literal (quotes doubled)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def _tiles_maplayer(options: ProjectOptions, layer: LayerDecl) -> ET.Element:
     """The layer's vector tiles, above 1:25,000: one style per class of the map's legend."""
     element = ET.Element("maplayer", {"type": "vector-tile", "hasScaleBasedVisibilityFlag": "1",
@@ -134,10 +139,10 @@ def _tiles_maplayer(options: ProjectOptions, layer: LayerDecl) -> ET.Element:
         if by is None:
             expression = ""
         elif cls.value is None:
-            listed = ", ".join(f"'{c.value}'" for c in layer.field(by).codes or ())
+            listed = ", ".join(_literal(c.value) for c in layer.field(by).codes or ())
             expression = f'"{by}" IS NULL OR "{by}" NOT IN ({listed})'
         else:
-            expression = f"\"{by}\" = '{cls.value}'"
+            expression = f'"{by}" = {_literal(cls.value)}'
         style = ET.SubElement(styles, "style", {"name": cls.label, "layer": layer.id,
                                                 "geometry": _TILE_GEOMETRY[_geometry_kind(layer)],
                                                 "enabled": "1", "min-zoom": "-1", "max-zoom": "-1",
