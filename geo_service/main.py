@@ -36,6 +36,7 @@ from geo_service.api import (
     ogc_read,
     ogc_write,
     open311_api,
+    qgis_files,
     report_api,
     report_pages,
     resident_pages,
@@ -44,7 +45,7 @@ from geo_service.api import (
 from geo_service.api import export_files as export_api
 from geo_service.api import resident_api as nearby_api
 from geo_service.api.deps import SESSION_COOKIE
-from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated, TrustedHosts
+from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated, QgisHeaderCase, TrustedHosts
 from geo_service.api.problems import install_problem_handlers
 from geo_service.api.security_headers import SecurityHeaders, SecurityPolicy
 from geo_service.db import make_engine, make_read_engine
@@ -114,6 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.trusted_proxies:
         # uvicorn's own handling stays off (cli/app.py serve): here, tests see the same as production.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    # Outermost: the middlewares above rewrite header lists in lower case.
+    app.add_middleware(QgisHeaderCase)
     # The hot paths are matched first: each request is tried against the routes in order (≈100 µs when
     # /ogc came sixth). The resident map's (a request per keystroke and per click), then the OGC API's.
     app.include_router(nearby_api.router)
@@ -139,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(report_pages.router)
     app.include_router(admin_reports.router)
     app.include_router(open311_api.router)
+    app.include_router(qgis_files.router)
     static_dir = settings.web_dir / "static"
     static_dir.mkdir(parents=True, exist_ok=True)
     app.mount("/static", StaticFiles(directory=static_dir), name="static")

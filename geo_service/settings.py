@@ -275,6 +275,9 @@ class Settings(BaseSettings):
     # glibc memory arenas per `geo-service serve` process (0: glibc's default, 8 per core): each thread of the pool
     # otherwise gets an arena of its own that is never given back (docs/benchmarks.md, memory: −25 MB per process).
     malloc_arena_max: int = Field(default=2, ge=0, le=64)
+    # uvicorn's HTTP/1.1 implementation: h11 writes header names as the service gives them (QGIS finds a created
+    # feature only under a capitalised `Location`); httptools is faster but writes every name in lower case.
+    http_implementation: Literal["h11", "httptools"] = "h11"
     secret_key: str | None = None
     # Password of the first administrator (`geo-service user ensure-admin`); generated and printed once if unset.
     admin_password: SecretStr | None = None

@@ -59,7 +59,9 @@ def _free_socket() -> socket.socket:
 def serve_app(app: FastAPI) -> Iterator[str]:
     """The app under uvicorn in a background thread; yields its base URL."""
     sock = _free_socket()
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # The HTTP implementation `geo-service serve` uses (settings.http_implementation: QGIS needs h11's header case).
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on",
+                                           http=app.state.settings.http_implementation))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -83,6 +83,29 @@ class PrivateWhenAuthenticated:
         await self.app(scope, receive, private)
 
 
+class QgisHeaderCase:
+    """``Location`` written with its capital: QGIS (3.32 to 3.40 at least) looks for the created feature's address
+    under that exact name, while Starlette writes every header name in lower case (HTTP names are case-insensitive,
+    so no other client minds). Without it QGIS reports each creation as failed and sends it again at the next save.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+
+        async def capitalised(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [(b"Location" if k == b"location" else k, v)
+                                                   for k, v in message.get("headers", [])]}
+            await send(message)
+
+        await self.app(scope, receive, capitalised)
+
+
 _HOST_ACCEPTED = "geo_service.host_accepted"
 
 

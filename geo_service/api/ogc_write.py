@@ -90,11 +90,13 @@ def _answer(request: Request, conn: Connection, coll: Collection, result: EditRe
     """201/200 with the feature and its ETag; 202 for a proposal; 204 for a deletion."""
     url = absolute_url(request, f"{router.prefix}/collections/{coll.id}/items/{result.fid}")
     if result.status == "proposed":
+        # Location names the proposed feature: QGIS reads the new feature's id there (and only there), so a proposed
+        # creation is not reported as failed and sent again at the next save.
         return JSONResponse(
             {"status": "proposed", "collection": coll.id, "featureId": result.fid,
              "changeRequest": result.change_request_id,
              "detail": "Proposition enregistrée : elle sera visible après validation par un administrateur"},
-            status_code=202)
+            status_code=202, headers={"Location": url} if result.fid is not None else None)
     if result.status == "deleted":
         return Response(status_code=204)
     feature = ogc_items.fetch_feature(conn, coll, str(result.fid), CRS84)

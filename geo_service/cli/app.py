@@ -13,6 +13,7 @@ from geo_service.cli import (
     basemap_commands,
     export_command,
     history_commands,
+    qgis_commands,
     report_commands,
     snapshot_command,
 )
@@ -312,7 +313,7 @@ def serve(state: CliState, host: str | None, port: int | None, workers: int) -> 
     # proxy_headers off: X-Forwarded-* are read by the app itself, from settings.trusted_proxies only (main.py).
     uvicorn.run("geo_service.main:app_from_environment", factory=True,
                 host=host or state.settings.host, port=port or state.settings.port,
-                workers=workers, proxy_headers=False)
+                workers=workers, proxy_headers=False, http=state.settings.http_implementation)
 
 
 def _limit_malloc_arenas(arenas: int) -> None:
@@ -331,9 +332,9 @@ def _limit_malloc_arenas(arenas: int) -> None:
 
 
 # --- the commands of the other modules: accounts and conventions, history and bulk edits, export, backup, basemap,
-# residents' reports, the observatory's snapshot
+# residents' reports, the observatory's snapshot, QGIS
 for module in (account_commands, history_commands, export_command, backup_commands, basemap_commands, report_commands,
-               snapshot_command):
+               snapshot_command, qgis_commands):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -94,6 +94,12 @@ RULES: dict[tuple[str, str], dict[str, str]] = {
     ("GET", "/ogc/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"):
         TILE_WHO,
     ("GET", "/ogc/tiles"): PUBLIC_READ_WHO,
+    # Styles and the QGIS project are the layer files' public look; the project names no account (the editing one
+    # only the id of an authentication configuration each user creates in QGIS).
+    ("GET", "/ogc/collections/{collectionId}/styles"): PUBLIC_READ_WHO,
+    ("GET", "/ogc/collections/{collectionId}/styles/{styleId}"): PUBLIC_READ_WHO,
+    ("GET", "/qgis/lot-numerique.qgz"): PUBLIC_READ,
+    ("GET", "/qgis/lot-numerique-edition.qgz"): PUBLIC_READ,
     ("GET", "/ogc/tiles/{tileMatrixSetId}"): PUBLIC_READ_WHO,
     ("GET", "/ogc/tiles/{tileMatrixSetId}/tilejson.json"): PUBLIC_READ_WHO,
     ("GET", "/ogc/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"): TILE_WHO,
@@ -446,7 +452,7 @@ def _with(path: str, **kwargs: object) -> Call:
 CALLS = _calls()
 PARAMETERS = {"collectionId": "wifi_hotspots", "layer_id": "wifi_hotspots", "layerId": "wifi_hotspots",
               "tileMatrixSetId": "WebMercatorQuad", "tileMatrix": "8", "tileRow": "93", "tileCol": "128",
-              "z": "8", "x": "128", "y": "93", "level": "commune"}
+              "z": "8", "x": "128", "y": "93", "level": "commune", "styleId": "carte"}
 
 
 def call_for(method: str, path: str) -> Callable[[Matrix, TestClient, Actor], Call]:

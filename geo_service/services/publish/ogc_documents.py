@@ -24,6 +24,10 @@ OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 REL_QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 REL_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 REL_TILING_SCHEMES = "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes"
+REL_STYLES = "http://www.opengis.net/def/rel/ogc/1.0/styles"
+SLD = "application/vnd.ogc.sld+xml;version=1.0"
+# The map's style of each collection (api/qgis_files.py, services/qgis/layer_styles.py: STYLE_NAME).
+STYLE_PATH = "styles/carte"
 
 # Only the classes the tests exercise (tests/test_ogc_*.py); each line names what it commits us to.
 CONFORMANCE = [
@@ -144,6 +148,8 @@ def collection_document(conn: Connection, collection: Collection, base: str,
         link(f"{url}/items?f=html", "items", HTML, "Entités (HTML)"),
         link(f"{url}/queryables", REL_QUERYABLES, SCHEMA_JSON, "Propriétés interrogeables"),
         link(f"{url}/tiles", REL_TILESETS_VECTOR, JSON, "Tuiles vectorielles"),
+        link(f"{url}/styles", REL_STYLES, JSON, "Styles (SLD, QML)"),
+        link(f"{url}/{STYLE_PATH}?f=sld10", "describedby", SLD, "Style de la carte (SLD 1.0)"),
     ]
     href = licence_url(layer.licence)
     if href:
