@@ -87,7 +87,8 @@ def samples(world: World) -> dict[str, str]:
             "tileMatrixSetId": "WebMercatorQuad", "tileMatrix": "9", "tileRow": "185", "tileCol": "258",
             "z": "9", "x": "258", "y": "185", "tileset": "plan", "ext": "png",
             "public_id": world.report, "service_request_id": world.report, "token": world.report_token,
-            "service_code": "fibre", "level": "commune", "siren": world.epci}
+            "service_code": "fibre", "level": "commune", "siren": world.epci,
+            "styleId": "carte"}
 
 
 def concrete(path: str, world: World) -> str:
