@@ -104,7 +104,7 @@ def test_on_a_phone_the_page_fits_its_width(browser, visits, server: str, artefa
     expect(page.locator("#obs-map")).not_to_have_attribute("data-drawn", "erreur", timeout=30_000)
     assert wait_until(page, "() => Number(document.getElementById('obs-map').dataset.drawn) > 0"), "carte vide"
     # Map, legend and table one under the other; only the table scrolls sideways, inside its own frame.
-    assert page.evaluate("() => document.documentElement.scrollWidth <= window.innerWidth")
-    assert page.evaluate("() => document.querySelector('.obs-table-wrap').getBoundingClientRect().top > "
-                         "document.getElementById('obs-map').getBoundingClientRect().bottom")
+    assert wait_until(page, "() => document.documentElement.scrollWidth <= window.innerWidth"), "page trop large"
+    assert wait_until(page, "() => document.querySelector('.obs-table-wrap').getBoundingClientRect().top > "
+                            "document.getElementById('obs-map').getBoundingClientRect().bottom"), "tableau à côté"
     page.screenshot(path=str(artefacts_dir / "observatory-phone.png"), full_page=False)
