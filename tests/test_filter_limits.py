@@ -171,9 +171,12 @@ def test_a_text_filter_with_far_more_words_than_elements_is_refused_before_parsi
     assert "éléments" in refusal(expression, "cql2-text", FilterLimits()).detail
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400"])
-def test_non_finite_numbers_are_refused_in_cql2_json(literal: str):
-    refusal('{"op":"=","args":[{"property":"rayon_m"},' + literal + "]}", "cql2-json")
+@pytest.mark.parametrize(("literal", "reason"), [
+    ("NaN", "NaN n'est pas un nombre JSON"), ("Infinity", "Infinity n'est pas un nombre JSON"),
+    ("-Infinity", "-Infinity n'est pas un nombre JSON"), ("1e400", "nombre hors limites : 1e400")])
+def test_non_finite_numbers_are_refused_in_cql2_json(literal: str, reason: str):
+    detail = refusal('{"op":"=","args":[{"property":"rayon_m"},' + literal + "]}", "cql2-json").detail
+    assert detail == f"filter : JSON invalide — {reason}"
 
 
 def test_the_caps_come_from_the_settings():

@@ -97,19 +97,20 @@ def reported(browser, server: str, premise: dict, artefacts_dir: Path) -> dict:
         page.keyboard.press("Enter")
         form = page.locator("#rapport .problem-form")
         form.wait_for()
-        assert page.evaluate("document.activeElement.textContent") == "Signaler un problème"
+        focused = page.locator(":focus")
+        expect(focused).to_have_text("Signaler un problème")
         page.keyboard.press("Tab")  # the first category, already chosen: the fibre state at this address
-        assert page.evaluate("document.activeElement.value") == "fibre"
-        assert page.evaluate("document.activeElement.checked") is True
+        expect(focused).to_have_value("fibre")
+        expect(focused).to_be_checked()
         page.keyboard.press("Tab")  # the text (the mobile details stay hidden for a fibre report)
-        assert page.evaluate("document.activeElement.name") == "description"
+        expect(focused).to_have_attribute("name", "description")
         page.keyboard.type("La carte dit raccordable prochainement, mais la fibre est déjà posée devant chez moi.")
         page.screenshot(path=str(artefacts_dir / "reports-phone-form.png"))
         tab_until(page, "Envoyer le signalement")
         page.keyboard.press("Enter")
         link = page.locator("#lien-suivi-panneau")
         link.wait_for()
-        assert page.evaluate("document.activeElement.textContent") == "Signalement envoyé"
+        expect(page.locator(":focus")).to_have_text("Signalement envoyé")
         expect(page.locator("#rapport .problem-done")).to_contain_text("est enregistré")
         page.screenshot(path=str(artefacts_dir / "reports-phone-sent.png"))
         assert visit.errors == [] and visit.foreign_requests() == []

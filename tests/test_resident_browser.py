@@ -6,6 +6,7 @@ page; axe WCAG 2.1 AA audits. No request may leave 127.0.0.1. Screenshots go to 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -95,25 +96,26 @@ def test_keyboard_only_search_shows_the_fibre_state(browser, server: str, premis
     visit = open_visit(browser, visits).goto(f"{server}/map")
     page = visit.page
     page.keyboard.press("Tab")  # the first skip link: "Aller à la recherche d'adresse"
-    assert page.evaluate("document.activeElement.textContent").strip().startswith("Aller à la recherche")
+    focused = page.locator(":focus")
+    expect(focused).to_have_text(re.compile(r"^\s*Aller à la recherche"))
     page.keyboard.press("Enter")
-    assert page.evaluate("document.activeElement.id") == "recherche"
+    expect(focused).to_have_id("recherche")
     search = page.locator("#recherche")
     page.keyboard.type(f"{premise['numero']} {premise['nom_voie']} fig", delay=15)
     page.locator("#recherche-liste [role=option]").first.wait_for()
-    assert search.get_attribute("aria-expanded") == "true"
+    expect(search).to_have_attribute("aria-expanded", "true")
     page.keyboard.press("ArrowDown")
     first = page.locator("#recherche-liste [role=option]").first
-    assert search.get_attribute("aria-activedescendant") == first.get_attribute("id")
-    assert first.get_attribute("aria-selected") == "true"
+    expect(first).to_have_attribute("aria-selected", "true")
+    expect(search).to_have_attribute("aria-activedescendant", first.get_attribute("id"))
     assert premise["label"] in first.text_content()
     page.keyboard.press("Enter")
     status = page.locator("#rapport .rpt-status")
     status.wait_for()
-    assert search.get_attribute("aria-expanded") == "false"
+    expect(search).to_have_attribute("aria-expanded", "false")
     assert status.text_content() == expected_headline(server, premise["lon"], premise["lat"])
     assert status.text_content() == "Raccordable prochainement"
-    assert page.evaluate("document.activeElement.id") == "rapport-titre"  # the report is read next
+    expect(focused).to_have_id("rapport-titre")  # the report is read next
     assert premise["label"] in page.locator("#rapport").text_content()
     query = parse_qs(urlsplit(page.url).query)
     assert query["address"] == [premise["label"]] and "zoom" in query and "layers" in query
@@ -127,7 +129,8 @@ def test_keyboard_only_search_shows_the_fibre_state(browser, server: str, premis
     page.keyboard.press("Escape")
     expect(search).to_have_attribute("aria-expanded", "false", timeout=SETTLE_MS)
     page.locator("#rapport-fermer").click()
-    assert page.locator("#rapport").is_hidden() and page.evaluate("document.activeElement.id") == "recherche"
+    expect(page.locator("#rapport")).to_be_hidden()
+    expect(focused).to_have_id("recherche")
 
 
 def test_a_shared_link_restores_address_layers_and_zoom(browser, server: str, premise: dict, visits):
