@@ -48,6 +48,8 @@ class _Builder:
                "operateurs": operators, "dispositif": dispositif, "operateur_leader": leader,
                "proprietaire": proprietaire, "hauteur_m": float(round(self.rng.uniform(*height))),
                "statut": statut, "date_mise_en_service": when if statut == "en service" else None,
+               # ARCEP's programme flags, as Mon réseau mobile publishes them for these schemes' sites.
+               "site_zb": dispositif == PROGRAMME, "site_dcc": dispositif == "couverture ciblee",
                "geom": ewkb_hex(np.array([lon]), np.array([lat]))[0]}
         for op in OPERATORS:
             row[f"technos_{op}"] = technos.get(op) if op in operators else None

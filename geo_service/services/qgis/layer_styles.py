@@ -188,31 +188,26 @@ def _options(parent: ET.Element, values: dict[str, str]) -> None:
 
 
 def symbol(parent: ET.Element, name: str, layer: LayerDecl, colour: str) -> None:
+    """A QGIS symbol of one class: a dot, a line or a filled outline in the map's colour and sizes."""
     style = layer.style
     if layer.geometry in POINT_LAYERS:
-        symbol = ET.SubElement(parent, "symbol", {"type": "marker", "name": name, "alpha": "1",
-                                                  "clip_to_extent": "1", "force_rhr": "0"})
-        layer_el = ET.SubElement(symbol, "layer", {"class": "SimpleMarker", "enabled": "1", "locked": "0",
-                                                   "pass": "0"})
-        _options(layer_el, {"color": _rgba(colour), "name": "circle", "outline_color": "255,255,255,255",
-                            "outline_style": "solid", "outline_width": "1", "outline_width_unit": "Pixel",
-                            "size": str(style.radius * 2), "size_unit": "Pixel", "scale_method": "diameter"})
+        kind, symbol_class = "marker", "SimpleMarker"
+        options = {"color": _rgba(colour), "name": "circle", "outline_color": "255,255,255,255",
+                   "outline_style": "solid", "outline_width": "1", "outline_width_unit": "Pixel",
+                   "size": str(style.radius * 2), "size_unit": "Pixel", "scale_method": "diameter"}
     elif layer.geometry in LINE_LAYERS:
-        symbol = ET.SubElement(parent, "symbol", {"type": "line", "name": name, "alpha": "1",
-                                                  "clip_to_extent": "1", "force_rhr": "0"})
-        layer_el = ET.SubElement(symbol, "layer", {"class": "SimpleLine", "enabled": "1", "locked": "0",
-                                                   "pass": "0"})
-        _options(layer_el, {"line_color": _rgba(colour), "line_style": "solid", "line_width": "2",
-                            "line_width_unit": "Pixel"})
+        kind, symbol_class = "line", "SimpleLine"
+        options = {"line_color": _rgba(colour), "line_style": "solid", "line_width": "2",
+                   "line_width_unit": "Pixel"}
     else:
-        symbol = ET.SubElement(parent, "symbol", {"type": "fill", "name": name, "alpha": "1",
-                                                  "clip_to_extent": "1", "force_rhr": "0"})
-        layer_el = ET.SubElement(symbol, "layer", {"class": "SimpleFill", "enabled": "1", "locked": "0",
-                                                   "pass": "0"})
-        _options(layer_el, {"color": _rgba(colour, style.fill_opacity),
-                            "style": "solid" if style.fill_opacity > 0 else "no",
-                            "outline_color": _rgba(colour), "outline_style": "solid", "outline_width": "1",
-                            "outline_width_unit": "Pixel"})
+        kind, symbol_class = "fill", "SimpleFill"
+        options = {"color": _rgba(colour, style.fill_opacity), "style": "solid" if style.fill_opacity > 0 else "no",
+                   "outline_color": _rgba(colour), "outline_style": "solid", "outline_width": "1",
+                   "outline_width_unit": "Pixel"}
+    symbol_el = ET.SubElement(parent, "symbol", {"type": kind, "name": name, "alpha": "1", "clip_to_extent": "1",
+                                                 "force_rhr": "0"})
+    layer_el = ET.SubElement(symbol_el, "layer", {"class": symbol_class, "enabled": "1", "locked": "0", "pass": "0"})
+    _options(layer_el, options)
 
 
 def renderer(layer: LayerDecl) -> ET.Element:
