@@ -144,6 +144,11 @@ def test_outlines_join_the_values_by_code(client) -> None:
     ("/observatory/epci/999999999.pdf", {}, 404),
     ("/observatory/epci/%3Cimg%20src%3Dx%3E", {}, 400),
     ("/observatory/epci/2000677361", {}, 400),
+    ("/observatory", {"date": "04/12/2026"}, 400),
+    ("/observatory", {"date": "2026-02-30"}, 400),
+    ("/observatory", {"date": "<b>2026</b>"}, 400),
+    ("/observatory", {"date": "1990-01-01"}, 404),
+    ("/observatory", {"indicator": "tiers_lieux", "date": "2019-06-30"}, 404),
 ])
 def test_bad_input_is_a_french_4xx_page(client, path: str, params: dict, status: int) -> None:
     response = client.get(path, params=params)
@@ -152,6 +157,70 @@ def test_bad_input_is_a_french_4xx_page(client, path: str, params: dict, status:
     assert 'lang="fr"' in response.text and 'role="alert"' in response.text
     assert "<script>alert" not in response.text and "<img src=x>" not in response.text
     assert re.search(r"(inconnu|Aucun|n'est pas|non reconnue|n'existe pas)", html.unescape(response.text))
+
+
+class DateOptions(HTMLParser):
+    """The ``<option>`` of the page's date list: value, label and whether it is chosen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside, self.options = False, []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.inside = (tag == "select" and found.get("id") == "date") or (self.inside and tag == "option")
+        if self.inside and tag == "option":
+            self.options.append([found["value"], "", "selected" in found])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self.inside = False
+
+    def handle_data(self, data: str) -> None:
+        if self.inside and self.options:
+            self.options[-1][1] += data
+
+
+def date_options(page: str) -> list[list]:
+    parser = DateOptions()
+    parser.feed(page)
+    return parser.options
+
+
+def test_a_past_day_shows_that_snapshot_and_the_list_offers_the_days_holding_the_indicator(client) -> None:
+    days = client.get("/api/indicators/snapshots").json()["snapshots"]
+    backfilled = [d["date"] for d in days if d["kind"] == "backfilled"]
+    computed = [d["date"] for d in days if d["kind"] == "computed"]
+    assert len(backfilled) >= 8 and computed
+    # The premises' share of eligible ones is held by every snapshot, back-filled days included, latest first.
+    page = client.get("/observatory", params={"indicator": "part_locaux_eligibles", "level": "epci"})
+    options = date_options(page.text)
+    assert [o[0] for o in options] == sorted(backfilled + computed, reverse=True)
+    assert options[0][2] and sum(o[2] for o in options) == 1
+    assert all(o[1].strip().endswith("(reconstitué)") == (o[0] in backfilled) for o in options)
+    # A past day: the table says that snapshot's values, as the API gives them for that date.
+    past = backfilled[1]  # early in the roll-out: fewer eligible premises than today
+    page = client.get("/observatory", params={"indicator": "part_locaux_eligibles", "level": "epci", "date": past})
+    assert page.status_code == 200, page.text[:300]
+    shown = {r["data-code"]: float(r["data-value"]) for r in table_rows(page.text) if r["data-value"]}
+    expected = {v["code"]: v["value"] for v in api_values(client, level="epci", indicator="part_locaux_eligibles",
+                                                          date=past)}
+    assert shown == {k: v for k, v in expected.items() if v is not None} and shown
+    assert shown != {r["data-code"]: float(r["data-value"]) for r in table_rows(
+        client.get("/observatory", params={"indicator": "part_locaux_eligibles", "level": "epci"}).text)
+        if r["data-value"]}
+    assert [o[0] for o in date_options(page.text) if o[2]] == [past]
+    assert f'name="date" value="{past}"' in page.text  # the sort forms keep the day
+    assert f"date={past}" in html.unescape(page.text)  # so do the CSV and JSON links
+    # A day between two snapshots: the nearest earlier one, said on the page.
+    between = date.fromisoformat(past).replace(day=15).isoformat()
+    page = client.get("/observatory", params={"indicator": "part_locaux_eligibles", "date": between})
+    assert page.status_code == 200
+    assert "Pas d'instantané de cet indicateur" in html.unescape(page.text)
+    assert [o[0] for o in date_options(page.text) if o[2]] == [max(d for d in backfilled if d <= between)]
+    # An indicator the back-filled days do not hold lists the computed days only.
+    page = client.get("/observatory", params={"indicator": "tiers_lieux"})
+    assert [o[0] for o in date_options(page.text)] == sorted(computed, reverse=True)
 
 
 def test_unknown_outline_level_is_a_404(client) -> None:

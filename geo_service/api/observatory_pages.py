@@ -5,6 +5,7 @@ here the query is handed over and the answer rendered, a bad one as a French pag
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -15,6 +16,7 @@ from geo_service.api.problems import status_of
 from geo_service.api.router_helpers import templates_for
 from geo_service.errors import ServiceError
 from geo_service.services.observatory import area_shapes, page_data, sheet_figures, sheet_pdf
+from geo_service.services.observatory.indicator_catalogue import Indicator
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,6 +25,14 @@ def _snapshot(request: Request) -> page_data.Snapshot:
     with connection(request) as conn:
         return page_data.current(conn, registry_of(request), caches_of(request),
                                  settings_of(request).territory.departement)
+
+
+def _dated_snapshot(request: Request, day: date | None,
+                    indicator: Indicator) -> tuple[page_data.Snapshot, list[page_data.SnapshotDay]]:
+    with connection(request) as conn:
+        snapshot = page_data.current(conn, registry_of(request), caches_of(request),
+                                     settings_of(request).territory.departement, day, indicator)
+        return snapshot, page_data.snapshot_days(conn, indicator)
 
 
 def _render(request: Request, template: str, context: dict[str, Any], status: int = 200,
@@ -43,11 +53,13 @@ def _problem(request: Request, exc: ServiceError) -> HTMLResponse:
 
 @router.get("/observatory", response_class=HTMLResponse)
 def observatory(request: Request, indicator: str | None = None, level: str | None = None, epci: str | None = None,
-                sort: str | None = None, order: str | None = None) -> HTMLResponse:
-    """One indicator at a time (GET form): map and table by commune or EPCI, the EPCI filter, the chart."""
+                sort: str | None = None, order: str | None = None, date: str | None = None) -> HTMLResponse:
+    """One indicator at a time (GET form): map and table by commune or EPCI, the EPCI filter, the chart, and the
+    day of the values (a stored snapshot; the nearest earlier one when the day has none, said on the page)."""
     try:
-        snapshot = _snapshot(request)
         chosen = page_data.chosen_indicator(indicator)
+        asked = page_data.day_asked(date)
+        snapshot, days = _dated_snapshot(request, asked, chosen)
         default_level = "commune" if "commune" in chosen.levels else "epci"
         view = page_data.indicator_view(
             snapshot.table, chosen, page_data.chosen(level, page_data.MAP_LEVELS, default_level, "level"),
@@ -58,7 +70,8 @@ def observatory(request: Request, indicator: str | None = None, level: str | Non
     chart = sheet_figures.indicator_chart(caches_of(request), snapshot, view)
     return _render(request, "observatory/index.html", {
         "themes": page_data.themes(), "view": view, "snapshot": snapshot, "chart": chart,
-        "epcis": page_data.epcis(snapshot.table), "levels": page_data.MAP_LEVELS})
+        "epcis": page_data.epcis(snapshot.table), "levels": page_data.MAP_LEVELS, "days": days,
+        "asked": asked, "latest": bool(days) and days[0].day == snapshot.day})
 
 
 @router.get("/observatory/areas/{level}.geojson")

@@ -40,6 +40,11 @@ class Indicator:
         return 0 if self.denominator is None else 4
 
     @property
+    def measures(self) -> frozenset[str]:
+        """The stored measures its values are made of (a back-filled snapshot holds only a few)."""
+        return frozenset({self.numerator, *([self.denominator] if self.denominator else [])})
+
+    @property
     def additive(self) -> bool:
         """Whether the EPCI values add up to the département's (counts do, shares and rates do not)."""
         return self.denominator is None and self.id != "epci_avec_tiers_lieu"

@@ -69,8 +69,7 @@ class IndicatorTable:
 
     def holds(self, indicator: Indicator) -> bool:
         """Whether this table can give ``indicator`` (a missing measure is unknown, not zero)."""
-        needed = {indicator.numerator, *([indicator.denominator] if indicator.denominator else [])}
-        return self.measures_held is None or needed <= self.measures_held
+        return self.measures_held is None or indicator.measures <= self.measures_held
 
     def value(self, indicator: Indicator, level: str, code: str, category: str = "") -> int | float | None:
         """The published value: an ``int`` for a count, rounded to the indicator's decimals otherwise."""

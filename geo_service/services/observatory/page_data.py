@@ -69,13 +69,40 @@ class Snapshot:
     key: object
 
 
-def current(conn: Connection, registry: LayerRegistry, caches: AppCaches, departement: str) -> Snapshot:
-    """The latest stored snapshot (``geo-service snapshot``), loaded once and shared with ``/api/indicators``
-    (same cache, same key); a 404 in French when none was ever taken."""
-    ref = snapshots.chosen(conn, None)
+def current(conn: Connection, registry: LayerRegistry, caches: AppCaches, departement: str,
+            day: date | None = None, indicator: Indicator | None = None) -> Snapshot:
+    """The stored snapshot of ``day`` or the nearest earlier one holding ``indicator`` (the latest when ``day`` is
+    None), loaded once and shared with ``/api/indicators`` (same cache, same key); a 404 in French when none."""
+    ref = snapshots.chosen(conn, day, indicator.measures if indicator else ())
     key = (departement, ref.taken_on, ref.taken_at)
     table = caches.indicators.get_or_build(key, lambda: snapshots.load(conn, registry, ref))
     return Snapshot(table, ref.taken_on, key)
+
+
+def day_asked(asked: str | None) -> date | None:
+    """The ``date`` of the page's form (AAAA-MM-JJ), None when none; anything else is a 400 in French."""
+    if asked is None or asked == "":
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", asked):
+            raise ValueError(asked)
+        return date.fromisoformat(asked)
+    except ValueError:
+        raise InvalidParameter(f"Date « {asked[:40]} » non reconnue : une date AAAA-MM-JJ est attendue, par "
+                               "exemple 2026-12-04.", parameter="date") from None
+
+
+@dataclass(frozen=True)
+class SnapshotDay:
+    """A day the page can show, as its date list offers it."""
+
+    day: date
+    backfilled: bool
+
+
+def snapshot_days(conn: Connection, indicator: Indicator) -> list[SnapshotDay]:
+    """The stored days that hold ``indicator``, latest first (back-filled days hold the premises' only)."""
+    return [SnapshotDay(day, kind == "backfilled") for day, kind in reversed(snapshots.dates(conn, indicator.measures))]
 
 
 def share_history(conn: Connection, registry: LayerRegistry, caches: AppCaches, snapshot: Snapshot, level: str,

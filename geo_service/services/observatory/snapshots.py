@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -166,20 +167,26 @@ def latest(conn: Connection) -> SnapshotRef | None:
     return on_or_before(conn, None)
 
 
-def on_or_before(conn: Connection, day: date | None) -> SnapshotRef | None:
-    """The snapshot of ``day``, or the nearest earlier one; the latest when ``day`` is None."""
+# A computed snapshot holds every measure; a back-filled one only those it lists.
+_HOLDING = "(kind = 'computed' OR measures @> CAST(:needed AS text[]))"
+
+
+def on_or_before(conn: Connection, day: date | None, needed: Collection[str] = ()) -> SnapshotRef | None:
+    """The snapshot of ``day``, or the nearest earlier one holding the ``needed`` measures; the latest when
+    ``day`` is None."""
     row = conn.execute(text("SELECT taken_on, taken_at, kind FROM indicator_snapshots "
-                            "WHERE CAST(:day AS date) IS NULL OR taken_on <= CAST(:day AS date) "
-                            "ORDER BY taken_on DESC LIMIT 1"), {"day": day}).first()
+                            f"WHERE (CAST(:day AS date) IS NULL OR taken_on <= CAST(:day AS date)) AND {_HOLDING} "
+                            "ORDER BY taken_on DESC LIMIT 1"), {"day": day, "needed": sorted(needed)}).first()
     return None if row is None else SnapshotRef(row.taken_on, row.taken_at, row.kind)
 
 
-def chosen(conn: Connection, day: date | None) -> SnapshotRef:
+def chosen(conn: Connection, day: date | None, needed: Collection[str] = ()) -> SnapshotRef:
     """The snapshot to serve for ``day`` (see ``on_or_before``), or a 404 in French saying why there is none."""
-    found = on_or_before(conn, day)
+    found = on_or_before(conn, day, needed)
     if found is not None:
         return found
-    first = conn.execute(text("SELECT min(taken_on) FROM indicator_snapshots")).scalar()
+    first = conn.execute(text(f"SELECT min(taken_on) FROM indicator_snapshots WHERE {_HOLDING}"),
+                         {"needed": sorted(needed)}).scalar()
     if first is None:
         raise NotFound("Aucun instantané des indicateurs n'est encore enregistré : l'exploitant lance "
                        "« geo-service snapshot » (docs/indicators.md).", parameter="date")
@@ -187,10 +194,11 @@ def chosen(conn: Connection, day: date | None) -> SnapshotRef:
                    f"{first:%d/%m/%Y}.", parameter="date")
 
 
-def dates(conn: Connection) -> list[tuple[date, str]]:
-    """Every stored snapshot's day and kind, oldest first."""
+def dates(conn: Connection, needed: Collection[str] = ()) -> list[tuple[date, str]]:
+    """Every stored snapshot's day and kind, oldest first; only those holding the ``needed`` measures."""
     return [(row[0], row[1]) for row in conn.execute(
-        text("SELECT taken_on, kind FROM indicator_snapshots ORDER BY taken_on"))]
+        text(f"SELECT taken_on, kind FROM indicator_snapshots WHERE {_HOLDING} ORDER BY taken_on"),
+        {"needed": sorted(needed)})]
 
 
 def load(conn: Connection, registry: LayerRegistry, ref: SnapshotRef) -> IndicatorTable:
