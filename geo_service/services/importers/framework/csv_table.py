@@ -1,10 +1,18 @@
 """Delimited text files read as a stream: encoding and separator sniffed, columns found by header name.
 
-Rows go through the ``csv`` module over a text stream, one at a time, so a national file of tens of millions
-of rows is filtered with flat memory. Producers are not consistent (UTF-8 or Windows-1252, ``,`` or ``;``,
-quarterly column changes), hence: the encoding is guessed from the first 64 KB (UTF-8 with or without BOM
-first, then charset-normalizer), stray non-UTF-8 bytes in a UTF-8 file are read as Windows-1252 (ARCEP's
-sites files have had some), and columns are looked up by name, never by position.
+Rows go through the ``csv`` module one at a time, so a national file of tens of millions of rows is read
+with flat memory. Producers are not consistent (UTF-8 or Windows-1252, ``,`` or ``;``, quarterly column
+changes), hence: the encoding is guessed from the first 64 KB (UTF-8 with or without BOM first, then
+charset-normalizer), stray non-UTF-8 bytes in a UTF-8 file are read as Windows-1252 (ARCEP's sites files have
+had some), and columns are looked up by name, never by position.
+
+National files are mostly other départements' rows. ``rows(skip=CodeFilter(…))`` drops those before any
+per-row Python work: the file is read in blocks of bytes, split into lines in C, and a line is dropped when
+its commune code is plainly a 5-digit code of elsewhere, without decoding or parsing it. Only a line that
+cannot be misread that way is dropped: it starts a record (not inside a quoted field spanning lines), holds
+no quote at all, no NUL, no more fields than the header. Every other line goes to the ``csv`` module as
+before, so the rows kept, their line numbers, the rows rejected and their reasons are the same as without the
+filter. Dropped lines are counted in ``skipped``.
 """
 
 from __future__ import annotations
@@ -12,7 +20,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from charset_normalizer import from_bytes
@@ -20,6 +29,8 @@ from charset_normalizer import from_bytes
 from geo_service.errors import ImportFileError
 
 SAMPLE_BYTES = 1 << 16
+# Bytes read at a time when the file is split into lines in C (a few MB: flat memory, few Python calls).
+BLOCK_BYTES = 1 << 23
 DELIMITERS = (";", ",", "\t", "|")
 _FALLBACK = "geo_service.cp1252_fallback"
 csv.field_size_limit(1 << 26)
@@ -100,6 +111,15 @@ class _Prefixed(io.RawIOBase):
         return len(data)
 
 
+@dataclass(frozen=True)
+class CodeFilter:
+    """Rows to drop before parsing: those whose column ``at`` holds a 5-digit code not starting with ``prefix``
+    (the territory's département). Anything else — an empty or odd code, ``1002.0``, ``2A004`` — is parsed."""
+
+    at: int
+    prefix: str
+
+
 class CsvTable:
     """One delimited file: its dialect, its columns by name, and its rows as a stream of ``(line, values)``."""
 
@@ -112,23 +132,96 @@ class CsvTable:
         if b"\x00" in sample and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
             raise ImportFileError(f"{label} : fichier binaire, un fichier texte délimité (CSV) est attendu")
         self.encoding = encoding or sniff_encoding(sample)
-        errors = _FALLBACK if self.encoding.startswith("utf-8") else "replace"
-        text = io.TextIOWrapper(io.BufferedReader(_Prefixed(sample, stream), 1 << 20), encoding=self.encoding,
-                                errors=errors, newline="")
+        self._errors = _FALLBACK if self.encoding.startswith("utf-8") else "replace"
+        binary = io.BufferedReader(_Prefixed(sample, stream), 1 << 20)
         first_line = sample.decode(self.encoding, errors="replace").splitlines()[0] if sample else ""
         self.delimiter = delimiter or sniff_delimiter(first_line)
-        self._reader = csv.reader(text, delimiter=self.delimiter)
+        # Lines are split as bytes when the encoding keeps ASCII bytes as they are (all but UTF-16).
+        self._by_bytes = not self.encoding.startswith("utf-16")
+        self._skip: CodeFilter | None = None
+        self._record_line: int | None = None  # where the record the csv reader is reading starts
+        self._last_line = 0  # the last line handed to the csv reader
+        self.skipped = 0
+        lines = self._byte_lines(binary) if self._by_bytes else self._text_lines(binary)
+        self._reader = csv.reader(lines, delimiter=self.delimiter)
         try:
             header = next(self._reader)
         except (StopIteration, csv.Error) as exc:
             raise ImportFileError(f"{label} : ligne d'en-tête illisible") from exc
+        self._record_line = None
         self.header = [h.replace("\ufeff", "").strip() for h in header]
         self.columns = {}
         for i, name in enumerate(self.header):
             self.columns.setdefault(normalise_header(name), i)
         self.width = len(self.header)
-        self._last_line = 1
         self.truncated = False
+
+    def _text_lines(self, binary: io.BufferedReader) -> Iterator[str]:
+        """Lines decoded by a text stream (UTF-16), each numbered; no line is dropped."""
+        text = io.TextIOWrapper(binary, encoding=self.encoding, errors=self._errors, newline="")
+        for number, line in enumerate(text, start=1):
+            if self._record_line is None:
+                self._record_line = number
+            self._last_line = number
+            yield line
+
+    def _byte_lines(self, binary: io.BufferedReader) -> Iterator[str]:
+        """Lines split as bytes (``\\n``, ``\\r\\n`` or ``\\r``, as a text stream would), decoded one by one; with
+        a ``skip`` filter, lines of elsewhere are dropped undecoded (see the module's note)."""
+        number, rest = 0, b""
+        first = True
+        while True:
+            block = binary.read(BLOCK_BYTES)
+            if block:
+                block = rest + block
+                # Cut after the last line end; a final \r may be the first half of \r\n: keep it for the next block.
+                cut = block.rfind(b"\n") + 1 or block.rfind(b"\r", 0, len(block) - 1) + 1
+                if not cut:
+                    rest = block
+                    continue
+                block, rest = block[:cut], block[cut:]
+            elif rest:
+                block, rest = rest, b""
+            else:
+                return
+            lines = block.splitlines(keepends=True)
+            if first:
+                # The header line carries the byte-order mark, if any; the others are plain UTF-8.
+                number += 1
+                self._record_line = self._last_line = number
+                yield lines[0].decode(self.encoding, self._errors)
+                lines, first = lines[1:], False
+            encoding = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+            for line_number, raw in self._kept(lines, number, block):
+                if self._record_line is None:
+                    self._record_line = line_number
+                self._last_line = line_number
+                yield raw.decode(encoding, self._errors)
+            number += len(lines)
+
+    def _kept(self, lines: list[bytes], number: int, block: bytes) -> Iterable[tuple[int, bytes]]:
+        """``(line number, line)`` of the lines that go to the csv reader; the others are counted as skipped."""
+        skip = self._skip
+        # A block with a NUL or a lone \r inside is left to the csv module, which knows what to say about it.
+        if skip is None or b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+            return enumerate(lines, start=number + 1)
+        return self._filtered(lines, number, skip, quoted=b'"' in block)
+
+    def _filtered(self, lines: list[bytes], number: int, skip: CodeFilter, quoted: bool
+                  ) -> Iterator[tuple[int, bytes]]:
+        delimiter, at, prefix = self.delimiter.encode("ascii"), skip.at, skip.prefix.encode("ascii")
+        limit = self.width  # more delimiters than this minus one: a faulty row the csv reader must report
+        for raw in lines:
+            number += 1
+            # Only a line that starts a record may be dropped (self._record_line is set while one is read).
+            if self._record_line is None and raw.count(delimiter) < limit and not (quoted and b'"' in raw):
+                fields = raw.split(delimiter, at + 1)
+                if len(fields) > at:
+                    code = fields[at].strip()
+                    if len(code) == 5 and code.isdigit() and not code.startswith(prefix):
+                        self.skipped += 1
+                        continue
+            yield number, raw
 
     @property
     def dialect_note(self) -> str:
@@ -158,19 +251,22 @@ class CsvTable:
     def index(self, name: str | None) -> int | None:
         return None if name is None else self.columns.get(name)
 
-    def rows(self, on_bad_width=None, *, max_rows: int | None = None) -> Iterator[tuple[int, list[str]]]:
+    def rows(self, on_bad_width=None, *, max_rows: int | None = None, skip: CodeFilter | None = None
+             ) -> Iterator[tuple[int, list[str]]]:
         """``(line, values)`` per record; ``line`` is the file line where the record starts (header = 1).
 
         Short rows are padded (some producers drop trailing empty fields); long ones are handed to
         ``on_bad_width(line, count)`` and skipped. With ``max_rows``, reading stops after that many records,
         blank lines counted as records (a file of millions of empty lines is not read to its end), and
-        ``truncated`` tells that the file had more.
+        ``truncated`` tells that the file had more. ``skip``: rows plainly of elsewhere are dropped unparsed
+        and counted in ``skipped`` (files read as bytes; see the module's note).
         """
         reader, width = self._reader, self.width
+        self._skip = skip
         seen = 0
         try:
             for values in reader:
-                line, self._last_line = self._last_line + 1, reader.line_num
+                line, self._record_line = self._record_line or 0, None
                 seen += 1
                 if max_rows is not None and seen > max_rows:
                     self.truncated = True
@@ -185,7 +281,9 @@ class CsvTable:
                 elif on_bad_width is not None:
                     on_bad_width(line, n)
         except csv.Error as exc:
-            raise ImportFileError(f"{self.label}, ligne {reader.line_num} : CSV illisible ({exc})") from exc
+            raise ImportFileError(f"{self.label}, ligne {self._last_line} : CSV illisible ({exc})") from exc
+        finally:
+            self._skip = None
 
     def record(self, values: list[str], names: Sequence[str] | None = None) -> dict[str, str]:
         """The row as ``{column: value}`` (all columns, or only ``names`` that exist), values trimmed."""
