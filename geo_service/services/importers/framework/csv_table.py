@@ -8,7 +8,7 @@ had some), and columns are looked up by name, never by position.
 
 National files are mostly other départements' rows. ``rows(skip=CodeFilter(…))`` drops those before any
 per-row Python work: the file is read in blocks of bytes, split into lines in C, and a line is dropped when
-its commune code is plainly a 5-digit code of elsewhere, without decoding or parsing it. Only a line that
+its commune code is plainly a code of elsewhere, without decoding or parsing it. Only a line that
 cannot be misread that way is dropped: it starts a record (not inside a quoted field spanning lines), holds
 no quote at all, no NUL, no more fields than the header. Every other line goes to the ``csv`` module as
 before, so the rows kept, their line numbers, the rows rejected and their reasons are the same as without the
@@ -20,10 +20,11 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
 from charset_normalizer import from_bytes
 
 from geo_service.errors import ImportFileError
@@ -113,8 +114,9 @@ class _Prefixed(io.RawIOBase):
 
 @dataclass(frozen=True)
 class CodeFilter:
-    """Rows to drop before parsing: those whose column ``at`` holds a 5-digit code not starting with ``prefix``
-    (the territory's département). Anything else — an empty or odd code, ``1002.0``, ``2A004`` — is parsed."""
+    """Rows to drop before parsing: those whose column ``at`` holds exactly a commune code (five digits, or
+    ``2A``/``2B`` and three digits) not starting with ``prefix`` (the territory's département). Anything else —
+    an empty or odd code, ``1002.0``, `` 46042``, ``2a004`` — is parsed and judged as before."""
 
     at: int
     prefix: str
@@ -141,6 +143,7 @@ class CsvTable:
         self._skip: CodeFilter | None = None
         self._record_line: int | None = None  # where the record the csv reader is reading starts
         self._last_line = 0  # the last line handed to the csv reader
+        self._block_lines = 0  # lines of the block being read
         self.skipped = 0
         lines = self._byte_lines(binary) if self._by_bytes else self._text_lines(binary)
         self._reader = csv.reader(lines, delimiter=self.delimiter)
@@ -168,8 +171,8 @@ class CsvTable:
     def _byte_lines(self, binary: io.BufferedReader) -> Iterator[str]:
         """Lines split as bytes (``\\n``, ``\\r\\n`` or ``\\r``, as a text stream would), decoded one by one; with
         a ``skip`` filter, lines of elsewhere are dropped undecoded (see the module's note)."""
-        number, rest = 0, b""
-        first = True
+        number, rest, header = 0, b"", True
+        encoding = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
         while True:
             block = binary.read(BLOCK_BYTES)
             if block:
@@ -184,44 +187,84 @@ class CsvTable:
                 block, rest = rest, b""
             else:
                 return
-            lines = block.splitlines(keepends=True)
-            if first:
+            if header:
                 # The header line carries the byte-order mark, if any; the others are plain UTF-8.
-                number += 1
-                self._record_line = self._last_line = number
-                yield lines[0].decode(self.encoding, self._errors)
-                lines, first = lines[1:], False
-            encoding = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
-            for line_number, raw in self._kept(lines, number, block):
+                first = block.splitlines(keepends=True)[0]
+                number = self._record_line = self._last_line = 1
+                yield first.decode(self.encoding, self._errors)
+                block, header = block[len(first):], False
+            for line_number, raw in self._kept(block, number):
                 if self._record_line is None:
                     self._record_line = line_number
                 self._last_line = line_number
                 yield raw.decode(encoding, self._errors)
-            number += len(lines)
+            number += self._block_lines
 
-    def _kept(self, lines: list[bytes], number: int, block: bytes) -> Iterable[tuple[int, bytes]]:
-        """``(line number, line)`` of the lines that go to the csv reader; the others are counted as skipped."""
+    def _kept(self, block: bytes, number: int) -> Iterator[tuple[int, bytes]]:
+        """``(line number, line)`` of the block's lines that go to the csv reader; the others are counted as
+        skipped. ``number``: the line before the block."""
         skip = self._skip
-        # A block with a NUL or a lone \r inside is left to the csv module, which knows what to say about it.
-        if skip is None or b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
-            return enumerate(lines, start=number + 1)
-        return self._filtered(lines, number, skip, quoted=b'"' in block)
+        self._block_lines = 0
+        if not block:
+            return
+        # Without a filter, or with a NUL or a lone \r inside, every line goes to the csv module (which knows
+        # what to say about those bytes), split as a text stream would.
+        if skip is None or b"\x00" in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
+            lines = block.splitlines(keepends=True)
+            self._block_lines = len(lines)
+            yield from enumerate(lines, start=number + 1)
+            return
+        starts, stops, drop = self._droppable(block, skip)
+        self._block_lines = len(drop)
+        previous = -1
+        for k in np.flatnonzero(~drop).tolist() + [len(drop)]:
+            # The dropped lines before line k: only while no record is being read (a record spanning lines
+            # takes its continuation lines, whatever they look like).
+            j = previous + 1
+            while j < k and self._record_line is not None:
+                yield number + 1 + j, block[starts[j]:stops[j]]
+                j += 1
+            self.skipped += k - j
+            if k < len(drop):
+                yield number + 1 + k, block[starts[k]:stops[k]]
+            previous = k
 
-    def _filtered(self, lines: list[bytes], number: int, skip: CodeFilter, quoted: bool
-                  ) -> Iterator[tuple[int, bytes]]:
-        delimiter, at, prefix = self.delimiter.encode("ascii"), skip.at, skip.prefix.encode("ascii")
-        limit = self.width  # more delimiters than this minus one: a faulty row the csv reader must report
-        for raw in lines:
-            number += 1
-            # Only a line that starts a record may be dropped (self._record_line is set while one is read).
-            if self._record_line is None and raw.count(delimiter) < limit and not (quoted and b'"' in raw):
-                fields = raw.split(delimiter, at + 1)
-                if len(fields) > at:
-                    code = fields[at].strip()
-                    if len(code) == 5 and code.isdigit() and not code.startswith(prefix):
-                        self.skipped += 1
-                        continue
-            yield number, raw
+    def _droppable(self, block: bytes, skip: CodeFilter) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Starts and ends of the block's lines, and which ones are plainly of elsewhere: no quote, no more
+        fields than the header, the code column exactly a commune code not of the prefix (``CodeFilter``).
+        Computed on the bytes as arrays (numpy), not line by line."""
+        data = np.frombuffer(block, dtype=np.uint8)
+        stops = np.flatnonzero(data == 10) + 1
+        if len(data) and data[-1] != 10:
+            stops = np.append(stops, len(data))
+        starts = np.concatenate(([0], stops[:-1]))
+        separators = np.flatnonzero(data == ord(self.delimiter))
+        first = np.searchsorted(separators, starts)
+        count = np.searchsorted(separators, stops) - first
+        at, last = skip.at, max(len(separators) - 1, 0)
+        candidates = (count >= at) & (count < self.width)
+        if not len(separators):
+            separators = np.zeros(1, dtype=np.int64)
+        code_start = starts if at == 0 else separators[np.minimum(first + at - 1, last)] + 1
+        ends_with_newline = data[stops - 1] == 10
+        content_end = stops - ends_with_newline - (ends_with_newline & (data[np.maximum(stops - 2, 0)] == 13))
+        code_end = np.where(count > at, separators[np.minimum(first + at, last)], content_end)
+        drop = candidates & (code_end - code_start == 5)
+        top = len(data) - 1
+        prefix = skip.prefix.encode("ascii")
+        mine = np.ones(len(stops), dtype=bool)
+        for k in range(5):
+            byte = data[np.minimum(code_start + k, top)]
+            digit = (byte >= 48) & (byte <= 57)
+            # Corsica: 2A… and 2B… (upper case, as insee_code makes them)
+            drop &= (digit | (byte == 65) | (byte == 66)) if k == 1 else digit
+            if k < len(prefix):
+                mine &= byte == prefix[k]
+        drop &= ~mine
+        quotes = np.flatnonzero(data == 34)
+        if len(quotes):
+            drop[np.searchsorted(stops, quotes, side="right")] = False
+        return starts, stops, drop
 
     @property
     def dialect_note(self) -> str:
