@@ -30,8 +30,9 @@ from charset_normalizer import from_bytes
 from geo_service.errors import ImportFileError
 
 SAMPLE_BYTES = 1 << 16
-# Bytes read at a time when the file is split into lines in C (a few MB: flat memory, few Python calls).
-BLOCK_BYTES = 1 << 23
+# Bytes read at a time when lines are split and filtered as arrays: about ten times this in memory while a
+# block is examined (the block, its copies, numpy's masks and positions), whatever the size of the file.
+BLOCK_BYTES = 1 << 21
 DELIMITERS = (";", ",", "\t", "|")
 _FALLBACK = "geo_service.cp1252_fallback"
 csv.field_size_limit(1 << 26)
