@@ -1,13 +1,16 @@
 """Benchmark of the open-data import: a national-size Cartefibre file filtered to the Lot and imported.
 
-    .venv/bin/python bench/bench_import.py [--rows 1000000]
+    .venv/bin/python bench/bench_import.py [--rows 10000000] [--lot-rows 130000] [--seed 46] [--label TEXT]
 
-Creates the database ``geo_service_bench_import`` in the dev cluster (dropped first), migrates it, loads the
-boundaries of ../shared/data/lot, generates a Cartefibre-format CSV of ``--rows`` buildings (13 % in the
-Lot, spread over its communes by population; the others in other départements), then imports it three
-times: for real, again (nothing changes), and as a dry run. Measures wall time per stage and the process's
-resident memory (sampled every 20 ms from /proc/self/status, and ru_maxrss), and writes the section
-"Imports" of docs/benchmarks.md (other sections are kept). Run on demand, never in CI.
+Creates the database ``geo_service_bench_import`` in the dev cluster (dropped first, dropped again at the
+end), migrates it, loads the boundaries of ../shared/data/lot, generates (in a child process, so that the
+measured process does not carry the generator's memory) a Cartefibre-format CSV of ``--rows`` buildings in
+a temporary folder outside git: ``--lot-rows`` in the Lot (about as many as it really has), spread over its
+communes by population, the others in other départements, all drawn from ``--seed`` (the same file every
+time). It then imports the file three times: for real, again (nothing changes), and as a dry run. Measures
+wall time per stage and the process's resident memory (sampled every 20 ms from /proc/self/status, and
+ru_maxrss), and writes the subsection of that file size in the section "Imports" of docs/benchmarks.md
+(other sections and sizes are kept). The generated file is deleted. Run on demand, never in CI.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import random
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +42,7 @@ DATABASE = "geo_service_bench_import"
 BOUNDARIES = PROJECT_ROOT.parent / "shared" / "data" / "lot"
 DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
 SECTION = "## Imports"
-LOT_SHARE = 0.13
+LOT_ROWS = 130_000  # about the premises the Lot really has
 HEADER = ("x,y,imb_id,num_voie,cp_no_voie,type_voie,nom_voie,batiment,code_insee,code_poste,nom_com,catg_loc_imb,"
           "imb_etat,pm_ref,pm_etat,pm_date_mad,code_l331,type_imb,date_completude,date_completude_manquante\n")
 STATES = (("deploye", 0.80), ("raccordable demande", 0.05), ("en cours de deploiement", 0.05), ("cible", 0.08),
@@ -114,11 +118,11 @@ def lot_points(count: int, rng: np.random.Generator) -> list[tuple[str, float, f
     return points
 
 
-def generate(path: Path, rows: int, seed: int = 46) -> int:
-    """Write the file; returns the number of Lot rows."""
+def generate(path: Path, rows: int, lot_rows: int = LOT_ROWS, seed: int = 46) -> int:
+    """Write the file (the same for the same arguments); returns the number of Lot rows."""
     rng, draw = np.random.default_rng(seed), random.Random(seed)
-    lot = lot_points(round(rows * LOT_SHARE), rng)
-    lot_at = set(rng.choice(rows, size=len(lot), replace=False).tolist())
+    lot = lot_points(min(lot_rows, rows), rng)
+    lot_at = set(draw.sample(range(rows), len(lot)))
     states, weights = zip(*STATES, strict=True)
     k = 0
     with open(path, "w", encoding="utf-8", buffering=1 << 20) as out:
@@ -141,9 +145,17 @@ def generate(path: Path, rows: int, seed: int = 46) -> int:
     return len(lot)
 
 
+def generate_apart(path: Path, rows: int, lot_rows: int, seed: int) -> int:
+    """``generate`` in a child process: its memory is not counted in the imports measured here."""
+    out = subprocess.run([sys.executable, __file__, "--generate", str(path), "--rows", str(rows), "--lot-rows",
+                          str(lot_rows), "--seed", str(seed)], check=True, capture_output=True, text=True)
+    return int(out.stdout.split()[-1])
+
+
 def prepare(settings_base: Settings) -> Settings:
     cluster = PrivateCluster(settings_base.cluster)
-    cluster.up()
+    if not cluster.status().running:  # the cluster is shared: used as it runs, never started or changed here
+        sys.exit("le cluster PostgreSQL ne tourne pas : « geo-service db up » d'abord")
     create_database(cluster.connect, DATABASE, drop_first=True)
     settings = Settings(database_url=f"postgresql://{cluster.owner}@/{DATABASE}?host={cluster.data_dir.resolve()}"
                                      f"&port={cluster.port}")
@@ -182,16 +194,19 @@ def _n(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}".replace(",", "\u202f").replace(".", ",")
 
 
-def section(settings: Settings, rows: int, lot_rows: int, size_mb: float, runs: dict[str, dict], command: str) -> str:
+def section(settings: Settings, rows: int, lot_rows: int, size_mb: float, runs: dict[str, dict], command: str,
+            seed: int) -> str:
     m = machine()
-    with make_engine(settings, pool_size=1).connect() as conn:
+    engine = make_engine(settings, pool_size=1)
+    with engine.connect() as conn:
         pg = conn.execute(text("SELECT split_part(version(), ' on ', 1), postgis_lib_version()")).one()
+    engine.dispose()
     import pyproj
 
-    lines = [f"Fichier « Cartefibre » généré : {_n(rows)} immeubles ({_n(size_mb)} Mo), dont {_n(lot_rows)} dans le "
-             "Lot répartis entre ses communes selon la population ; import `arcep-immeubles` (filtre sur "
-             "`code_insee`, contrôle de chaque valeur, contrôle du contour, upsert, points de mutualisation, "
-             "index du géocodeur) en une transaction.", "",
+    lines = [f"Fichier « Cartefibre » généré (graine {seed}) : {_n(rows)} immeubles ({_n(size_mb)} Mo), dont "
+             f"{_n(lot_rows)} dans le Lot répartis entre ses communes selon la population ; import "
+             "`arcep-immeubles` (filtre sur `code_insee`, contrôle de chaque valeur, contrôle du contour, upsert, "
+             "points de mutualisation, index du géocodeur) en une transaction.", "",
              "| passage | durée totale (s) | CPU Python (s) | lues | hors territoire | retenues | ajoutées | modifiées "
              "| inchangées | mémoire de base (Mo) | pic (Mo) | pendant la lecture, min–max (Mo) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -207,44 +222,73 @@ def section(settings: Settings, rows: int, lot_rows: int, size_mb: float, runs: 
     for name, r in runs.items():
         steps = " ; ".join(f"{label.rstrip('…')} {_n(seconds, 1)}" for label, seconds in r["stages"].items())
         lines.append(f"- {name} : {steps}")
-    lines += ["", f"Machine : {m['cpu']}, {m['nproc']} cœurs, {m['memory']}, {m['system']} ; charge moyenne à la fin "
-              f"de la mesure {m['load']} (d'autres travaux tournaient sur la machine).",
+    lines += ["", f"Machine : {m['cpu']}, {m['nproc']} cœurs, {m['memory']}, {m['system']}, **partagée avec "
+              f"d'autres agents qui travaillaient en même temps** ; charge moyenne à la fin de la mesure "
+              f"{m['load']}.",
               f"Versions : Python {sys.version.split()[0]}, {pg[0]}, PostGIS {pg[1]}, pyproj {pyproj.__version__}, "
               f"{tool_version(['uname', '-m'])}.", "", f"Commande : `{command}`", ""]
     return "\n".join(lines)
 
 
-def write_section(body: str) -> None:
-    """Replace (or append) the « Imports » section, leaving the others as they are."""
+def write_section(title: str, body: str) -> None:
+    """Replace (or add) the subsection ``title`` of the « Imports » section, leaving everything else as it is."""
     doc = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    new = f"{SECTION}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
-    doc = pattern.sub(lambda _m: new + "\n", doc, count=1) if pattern.search(doc) else doc.rstrip() + "\n\n" + new
-    DOC.write_text(doc, encoding="utf-8")
+    section = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.MULTILINE | re.DOTALL)
+    found = section.search(doc)
+    if found is None:
+        doc, found = doc.rstrip() + f"\n\n{SECTION}\n\n", None
+        found = section.search(doc)
+    text_of_section = found.group(0)
+    new = f"{title}\n\n{body.strip()}\n\n"
+    sub = re.compile(rf"^{re.escape(title)}\n.*?(?=^###? |\Z)", re.MULTILINE | re.DOTALL)
+    updated = (sub.sub(lambda _m: new, text_of_section, count=1) if sub.search(text_of_section)
+               else text_of_section.rstrip() + "\n\n" + new)
+    doc = doc[:found.start()] + updated + doc[found.end():]
+    DOC.write_text(doc.rstrip() + "\n", encoding="utf-8")
+
+
+def drop_database(settings_base: Settings) -> None:
+    cluster = PrivateCluster(settings_base.cluster)
+    with cluster.connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--lot-rows", type=int, default=LOT_ROWS)
+    parser.add_argument("--seed", type=int, default=46)
+    parser.add_argument("--label", default="", help="added to the subsection's title (e.g. the code measured)")
+    parser.add_argument("--generate", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    command = ".venv/bin/python bench/bench_import.py" + (f" --rows {args.rows}" if args.rows != 1_000_000 else "")
+    if args.generate:
+        print(generate(args.generate, args.rows, args.lot_rows, args.seed))
+        return
+    command = (f".venv/bin/python bench/bench_import.py --rows {args.rows}"
+               + (f" --lot-rows {args.lot_rows}" if args.lot_rows != LOT_ROWS else "")
+               + (f" --seed {args.seed}" if args.seed != 46 else ""))
+    base = Settings()
     log(f"base {DATABASE} : création, migration, limites…")
-    settings = prepare(Settings())
-    with tempfile.TemporaryDirectory(prefix="bench-import-") as folder:
-        path = Path(folder) / "carte_fibre_immeubles_2026_T2_20260902.csv"
-        log(f"génération de {args.rows:,} lignes…")
-        lot_rows = generate(path, args.rows)
-        size_mb = path.stat().st_size / 2**20
-        runs = {}
-        for name, dry in (("premier import", False), ("réimport (rien ne change)", False), ("simulation --dry-run",
-                                                                                              True)):
-            log(f"{name}…")
-            runs[name] = measure(settings, path, dry_run=dry)
-            log(json.dumps(runs[name], ensure_ascii=False))
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    log(f"ru_maxrss du processus (génération comprise) : {maxrss:.0f} Mo")
-    write_section(section(settings, args.rows, lot_rows, size_mb, runs, command))
-    log(f"écrit : {DOC}")
+    settings = prepare(base)
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-import-") as folder:
+            path = Path(folder) / "carte_fibre_immeubles_2026_T2_20260902.csv"
+            log(f"génération de {args.rows:,} lignes dans {folder}…")
+            lot_rows = generate_apart(path, args.rows, args.lot_rows, args.seed)
+            size_mb = path.stat().st_size / 2**20
+            runs = {}
+            for name, dry in (("premier import", False), ("réimport (rien ne change)", False),
+                              ("simulation --dry-run", True)):
+                log(f"{name}…")
+                runs[name] = measure(settings, path, dry_run=dry)
+                log(json.dumps(runs[name], ensure_ascii=False))
+        maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        log(f"ru_maxrss du processus : {maxrss:.0f} Mo")
+        title = f"### {_n(args.rows)} lignes" + (f" — {args.label}" if args.label else "")
+        write_section(title, section(settings, args.rows, lot_rows, size_mb, runs, command, args.seed))
+        log(f"écrit : {DOC}")
+    finally:
+        drop_database(base)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from geo_service.db import unbounded
 from geo_service.errors import ImportFileError, TerritoryNotLoaded
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services.importers.framework import coordinates
-from geo_service.services.importers.framework.csv_table import CsvTable
+from geo_service.services.importers.framework.csv_table import CodeFilter, CsvTable
 from geo_service.services.importers.framework.import_report import ImportReport
 from geo_service.services.importers.framework.sources import FileLimits, Member, Source, open_source
 from geo_service.services.importers.framework.staging import Stage, Target
@@ -146,15 +146,23 @@ class ImportContext:
         """``(line, commune code, record)`` of each row of the territory; counts the rows read and those outside.
 
         ``keep_without_code``: a row without a commune code is kept too (it is placed by its position later).
+        Rows whose code is plainly another département's are dropped before they are parsed (``CodeFilter``):
+        a national file is mostly those.
         """
         file, code_at = table.label, table.index(code_column)
-        for line, row in table.rows(self.bad_width(file, table.width)):
-            self.report.read += 1
-            code = insee_code(row[code_at]) if code_at is not None else None
-            if not (self.in_territory(code) or (keep_without_code and not code)):
-                self.report.outside += 1
-                continue
-            yield line, code, table.record(row)
+        skip = CodeFilter(code_at, self.territory.departement) if code_at is not None else None
+        skipped = table.skipped
+        try:
+            for line, row in table.rows(self.bad_width(file, table.width), skip=skip):
+                self.report.read += 1
+                code = insee_code(row[code_at]) if code_at is not None else None
+                if not (self.in_territory(code) or (keep_without_code and not code)):
+                    self.report.outside += 1
+                    continue
+                yield line, code, table.record(row)
+        finally:
+            self.report.read += table.skipped - skipped
+            self.report.outside += table.skipped - skipped
 
     # --- issues -------------------------------------------------------------------------------------
     def reject(self, file: str, line: int | None, column: str, value: object, reason: str) -> None:
