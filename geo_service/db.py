@@ -40,6 +40,9 @@ def make_engine(settings: Settings, *, web: bool = False, url: str | None = None
     if web:
         db = settings.db
         options += _timeouts(db.statement_timeout_ms, db.lock_timeout_ms, db.idle_in_transaction_timeout_ms)
+    if url:
+        # A read replica: a hot standby refuses writes anyway; this says so if one is named by mistake.
+        options += " -c default_transaction_read_only=on"
     kwargs.setdefault("connect_args", {"options": options})
     return create_engine(url or settings.sqlalchemy_url, pool_pre_ping=True, **kwargs)
 

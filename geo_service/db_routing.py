@@ -32,6 +32,10 @@ log = logging.getLogger("geo_service.replicas")
 # request (nor the checker) for libpq's default of forever.
 CONNECT_TIMEOUT_S = 3
 
+# "canceling statement due to conflict with recovery": the standby replays a change that removes rows a read
+# still needs (hot_standby_feedback = on on the replicas makes it rare).
+RECOVERY_CONFLICT = "40001"
+
 _REPLICA_STATE = text(
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8")
@@ -45,8 +49,8 @@ def lsn_bytes(lsn: str) -> int:
 
 @dataclass(frozen=True)
 class ReplicaHealth:
-    """What the last check found: ``state`` is ``ok``, ``lagging``, ``unreachable``, ``not_standby`` or
-    ``unchecked`` (before the first check); lags are None when unknown."""
+    """What the last check found: ``state`` is ``ok``, ``lagging``, ``unreachable``, ``not_standby``,
+    ``conflict`` (a read cancelled by replay) or ``unchecked`` (before the first check); lags None when unknown."""
 
     state: str = "unchecked"
     lag_bytes: int | None = None
@@ -75,9 +79,13 @@ class Replica:
         return self.health.in_rotation
 
     def _on_error(self, context: ExceptionContext) -> None:
-        # A request found the replica away (refused, shut down, connection lost): out of the rotation now, the
-        # request is answered from elsewhere (api/read_routing.py) and the next good check brings it back.
-        if database_unavailable(context.sqlalchemy_exception or context.original_exception):
+        # A request found the replica away (refused, shut down, connection lost), or had its read cancelled by a
+        # conflict with replay (SQLSTATE 40001, a standby's own failure): out of the rotation now, the request is
+        # answered from elsewhere (api/read_routing.py) and the next good check brings the replica back.
+        error = context.original_exception
+        if getattr(error, "sqlstate", None) == RECOVERY_CONFLICT:
+            self.set_health(ReplicaHealth("conflict", self.health.lag_bytes, self.health.lag_s))
+        elif database_unavailable(context.sqlalchemy_exception or error):
             self.set_health(ReplicaHealth("unreachable", self.health.lag_bytes, self.health.lag_s))
 
     def set_health(self, health: ReplicaHealth) -> None:
