@@ -159,9 +159,16 @@ def test_public_reads_come_from_the_replica_the_editor_and_the_writer_read_the_p
         assert client.get(location, headers=editor).status_code == 200
         assert client.cookies.get(RECENT_WRITE_COOKIE), "a write marks its client for read-your-writes"
         assert client.get(location).status_code == 200  # the writer's own read, by its cookie: the primary
+        genuine = client.cookies.get(RECENT_WRITE_COOKIE)
         client.cookies.clear()
         # The public: the frozen replica, which has not seen the borne (and keeps not seeing it).
         assert client.get(location).status_code == 404
+        # A cookie made up, or whose deadline is past, sends nobody to the primary.
+        deadline, _, signature = genuine.partition(".")
+        for forged in (f"{int(deadline) + 3600}.{signature}", f"{int(time.time()) - 1}.{signature}", "1.x", "é",
+                       '"'):
+            cookie = f"{RECENT_WRITE_COOKIE}={forged}".encode()
+            assert client.get(location, headers={"Cookie": cookie}).status_code == 404, forged
         listed = client.get(WIFI_ITEMS, params={"limit": 1000}).json()["features"]
         assert location.rsplit("/", 1)[1] not in [str(f["id"]) for f in listed]
         health = client.get("/healthz")
