@@ -191,27 +191,56 @@ class PrivateCluster:
         bin_dir = find_bin_dir(self.settings)
         if not (self.data_dir / "PG_VERSION").exists():
             self._init(bin_dir)
-        current = self.status()
-        if not current.running:
-            pid_file = self.data_dir / "postmaster.pid"
-            if pid_file.exists():
-                print(f"Fichier {pid_file} périmé (aucun serveur ne tourne) : supprimé.", flush=True)
-                pid_file.unlink()
-            if self._port_taken():
-                raise ClusterError(
-                    f"le port {self.port} de 127.0.0.1 est déjà utilisé par un autre programme ; "
-                    "choisissez-en un autre avec GEO_SERVICE_CLUSTER__PORT=…"
-                )
-            log = self.data_dir / "server.log"
-            result = self._as_owner([
-                str(bin_dir / "pg_ctl"), "-D", str(self.data_dir.resolve()), "-l", str(log.resolve()),
-                "-o", f"-p {self.port}", "-w", "-t", "60", "start",
-            ])
-            if result.returncode != 0:
-                tail = log.read_text(errors="replace").splitlines()[-10:] if log.exists() else []
-                raise ClusterError("PostgreSQL n'a pas démarré :\n" + "\n".join(tail or [result.stderr]))
+        if not self.status().running:
+            self._start(bin_dir)
         self._ensure_database()
         return self.status().message
+
+    def _start(self, bin_dir: Path) -> None:
+        pid_file = self.data_dir / "postmaster.pid"
+        if pid_file.exists():
+            print(f"Fichier {pid_file} périmé (aucun serveur ne tourne) : supprimé.", flush=True)
+            pid_file.unlink()
+        if self._port_taken():
+            raise ClusterError(
+                f"le port {self.port} de 127.0.0.1 est déjà utilisé par un autre programme ; "
+                "choisissez-en un autre avec GEO_SERVICE_CLUSTER__PORT=…"
+            )
+        log = self.data_dir / "server.log"
+        result = self._as_owner([
+            str(bin_dir / "pg_ctl"), "-D", str(self.data_dir.resolve()), "-l", str(log.resolve()),
+            "-o", f"-p {self.port}", "-w", "-t", "60", "start",
+        ])
+        if result.returncode != 0:
+            tail = log.read_text(errors="replace").splitlines()[-10:] if log.exists() else []
+            raise ClusterError("PostgreSQL n'a pas démarré :\n" + "\n".join(tail or [result.stderr]))
+
+    def start(self) -> str:
+        """Start an existing cluster (a standby: ``up`` would try to create its database on a read-only server)."""
+        if not self.status().running:
+            self._start(find_bin_dir(self.settings, install=False))
+        return self.status().message
+
+    def make_standby(self, data_dir: Path, port: int) -> PrivateCluster:
+        """A hot standby of this running cluster in ``data_dir`` (``pg_basebackup -R``: streaming replication),
+        listening on ``port``; not started. Local only: it replicates through this cluster's socket, which
+        trusts its owner alone (initdb's ``local replication`` line), never over TCP."""
+        bin_dir = find_bin_dir(self.settings, install=False)
+        data_dir = data_dir.absolute()
+        data_dir.mkdir(parents=True, exist_ok=False)
+        if _is_root():
+            shutil.chown(data_dir, user=self.owner)
+        data_dir.chmod(0o700)
+        result = self._as_owner([str(bin_dir / "pg_basebackup"), "-h", str(self.data_dir.resolve()),
+                                 "-p", str(self.port), "-U", self.owner, "-D", str(data_dir), "-R",
+                                 "-X", "stream", "-c", "fast"])
+        if result.returncode != 0:
+            raise ClusterError(f"pg_basebackup a échoué :\n{result.stderr.strip()}")
+        # Its own socket folder (the copied configuration names the primary's); the last line read wins.
+        with open(data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:  # stays the owner's file
+            conf.write(f"\n# hot standby of {self.data_dir}\nunix_socket_directories = '{data_dir}'\n")
+        standby = ClusterSettings(**{**self.settings.model_dump(), "data_dir": data_dir, "port": port})
+        return PrivateCluster(standby)
 
     def down(self) -> str:
         current = self.status()

@@ -23,11 +23,12 @@ def _timeouts(statement_ms: int, lock_ms: int = 0, idle_in_transaction_ms: int =
     return "".join(f" -c {name}={ms}" for name, ms in limits.items() if ms)
 
 
-def make_engine(settings: Settings, *, web: bool = False, **kwargs) -> Engine:
+def make_engine(settings: Settings, *, web: bool = False, url: str | None = None, **kwargs) -> Engine:
     """One engine per process; connections are pooled and checked before use.
 
     ``web``: the service's engine, whose statements are bounded in time (``settings.db``) so that no request
     holds a connection and a core for long; the command line, migrations and tests get no limit.
+    ``url``: another server than the settings' database (a read replica, db_routing.py).
     """
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
@@ -39,8 +40,11 @@ def make_engine(settings: Settings, *, web: bool = False, **kwargs) -> Engine:
     if web:
         db = settings.db
         options += _timeouts(db.statement_timeout_ms, db.lock_timeout_ms, db.idle_in_transaction_timeout_ms)
+    if url:
+        # A read replica: a hot standby refuses writes anyway; this says so if one is named by mistake.
+        options += " -c default_transaction_read_only=on"
     kwargs.setdefault("connect_args", {"options": options})
-    return create_engine(settings.sqlalchemy_url, pool_pre_ping=True, **kwargs)
+    return create_engine(url or settings.sqlalchemy_url, pool_pre_ping=True, **kwargs)
 
 
 def postgis_version(engine: Engine) -> str | None:
@@ -58,17 +62,17 @@ def unbounded(conn: Connection) -> None:
     conn.execute(text("SET LOCAL statement_timeout = 0"))
 
 
-def make_read_engine(settings: Settings) -> Engine:
+def make_read_engine(settings: Settings, url: str | None = None) -> Engine:
     """The resident map's hot path (``/api/nearby``, ``/api/geocode``): read-only, one round trip per request.
 
     Autocommit and no reset on return (nothing to roll back), no ping before use (a dropped connection is
     retried once by the caller), and generic plans for the prepared report statement, whose planning would
     otherwise cost as much as running it. Its statements are short: ``settings.db.read_statement_timeout_ms``
-    bounds them (autocommit, so no session ever waits inside a transaction).
+    bounds them (autocommit, so no session ever waits inside a transaction). ``url``: a read replica's.
     """
     options = "-c jit=off -c plan_cache_mode=force_generic_plan -c default_transaction_read_only=on"
     options += _timeouts(settings.db.read_statement_timeout_ms)
-    return create_engine(settings.sqlalchemy_url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=10,
+    return create_engine(url or settings.sqlalchemy_url, isolation_level="AUTOCOMMIT", pool_size=10, max_overflow=10,
                          pool_pre_ping=False, pool_reset_on_return=None, pool_recycle=1800,
                          connect_args={"options": options})
 

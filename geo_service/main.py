@@ -47,8 +47,10 @@ from geo_service.api import resident_api as nearby_api
 from geo_service.api.deps import SESSION_COOKIE
 from geo_service.api.middleware import BodySizeLimit, PrivateWhenAuthenticated, QgisHeaderCase, TrustedHosts
 from geo_service.api.problems import install_problem_handlers
+from geo_service.api.read_routing import ReadRouting
 from geo_service.api.security_headers import SecurityHeaders, SecurityPolicy
 from geo_service.db import make_engine, make_read_engine
+from geo_service.db_routing import ReplicaSet
 from geo_service.layers import LayerRegistry
 from geo_service.services.app_caches import AppCaches
 from geo_service.services.basemap import basemap_choice
@@ -72,12 +74,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.caches = AppCaches(app.state.registry, TileCache(
             settings.tiles.cache_mb * 2**20, settings.tiles.cache_dir, settings.tiles.cache_dir_mb * 2**20))
         app.state.read_engine = make_read_engine(settings)
+        # Read replicas (db.replica_urls): their engines and the background checks of their lag (db_routing.py).
+        app.state.replicas = ReplicaSet(settings, app.state.engine)
+        app.state.replicas.start()
         # Made at the first export (services/publish/export_cache.py), so that an instance that exports nothing leaves
         # nothing in the temp folder.
         app.state.export_dir = settings.resolved_export_dir()
         try:
             yield
         finally:
+            app.state.replicas.close()
             app.state.engine.dispose()
             app.state.read_engine.dispose()
 
@@ -98,6 +104,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Signs the pre-login CSRF tokens (api/admin_login.py). Production refuses to start without one (settings);
     # in development a random key per process is enough (login forms then last as long as the process).
     app.state.secret_key = settings.secret_key or secrets.token_urlsafe(32)
+    # Innermost: public reads to a replica, a read whose replica failed run again elsewhere (api/read_routing.py).
+    app.add_middleware(ReadRouting, session_cookie=SESSION_COOKIE)
     # Level 6, not Starlette's 9: the same size within 1 %, five times less CPU (bench/, docs/benchmarks.md).
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=6)
     app.add_middleware(PrivateWhenAuthenticated, cookie_name=SESSION_COOKIE)

@@ -44,6 +44,26 @@ class DatabaseSettings(BaseModel):
     lock_timeout_ms: int = Field(default=5_000, ge=0)
     # A main-engine session left inside a transaction this long is closed (a stalled stream, a leaked transaction).
     idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+    # Read replicas (PostgreSQL hot standbys of the database), a JSON list of URLs; empty: every read on the primary.
+    replica_urls: list[SecretStr] = []
+    # A replica further behind the primary than this (seconds of replay) leaves the rotation until it catches up.
+    replica_max_lag_s: float = Field(default=10.0, gt=0)
+    # The same bound in bytes of WAL the replica has not replayed yet.
+    replica_max_lag_bytes: int = Field(default=64 * 2**20, ge=0)
+    # Seconds between two checks of every replica (reachable, still a standby, lag).
+    replica_check_interval_s: float = Field(default=2.0, gt=0)
+    # Seconds during which a client that has just written reads from the primary only (read-your-writes).
+    read_your_writes_s: float = Field(default=15.0, gt=0)
+
+    @model_validator(mode="after")
+    def _window_covers_the_lag(self) -> DatabaseSettings:
+        # A replica in rotation is at most max_lag_s behind, measured at most one interval ago: a writer kept on
+        # the primary for less could read a replica that has not replayed the write yet.
+        if self.replica_urls and self.read_your_writes_s < self.replica_max_lag_s + self.replica_check_interval_s:
+            raise ValueError("GEO_SERVICE_DB__READ_YOUR_WRITES_S doit être au moins REPLICA_MAX_LAG_S + "
+                             "REPLICA_CHECK_INTERVAL_S (sinon un client pourrait ne pas relire ce qu'il vient "
+                             "d'écrire)")
+        return self
 
 
 class TerritorySettings(BaseModel):
@@ -334,11 +354,12 @@ class Settings(BaseSettings):
     @property
     def sqlalchemy_url(self) -> str:
         """The SQLAlchemy URL (psycopg 3 driver) of the database in use."""
-        url = self.database_url or self.cluster_url
-        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
-            if url.startswith(prefix):
-                return "postgresql+psycopg://" + url[len(prefix):]
-        return url
+        return psycopg_url(self.database_url or self.cluster_url)
+
+    @property
+    def replica_sqlalchemy_urls(self) -> list[str]:
+        """The SQLAlchemy URLs of the read replicas (``db.replica_urls``), in their order."""
+        return [psycopg_url(url.get_secret_value()) for url in self.db.replica_urls]
 
     @property
     def cluster_url(self) -> str:
@@ -369,3 +390,11 @@ class Settings(BaseSettings):
             return self.boundaries_dir
         candidate = PROJECT_ROOT.parent / "shared" / "data" / "lot"
         return candidate if candidate.is_dir() else None
+
+
+def psycopg_url(url: str) -> str:
+    """A PostgreSQL URL with SQLAlchemy's psycopg 3 driver named in it."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

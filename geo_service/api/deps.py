@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from geo_service.db import postgis_version
+from geo_service.db_routing import Replica
 from geo_service.errors import Forbidden, NotFound, Unauthenticated
 from geo_service.layers import LayerDecl, LayerRegistry
 from geo_service.services.app_caches import AppCaches
@@ -42,11 +43,11 @@ async def get_registry(request: Request) -> LayerRegistry:
 
 
 async def get_engine(request: Request) -> Engine:
-    return request.app.state.engine
+    return engine_of(request)
 
 
 def get_connection(request: Request) -> Iterator[Connection]:
-    with request.app.state.engine.connect() as conn:
+    with engine_of(request).connect() as conn:
         yield conn
 
 
@@ -70,23 +71,41 @@ def basemap_of(request: Request) -> BasemapChoice:
     return request.app.state.basemap
 
 
+# request.state key of the replica api/read_routing.py chose for a public read (absent or None: the primary).
+READ_REPLICA = "read_replica"
+
+
+def replica_of(state: object) -> Replica | None:
+    """The read replica chosen for a request (from its ``request.state``), None for the primary."""
+    return getattr(state, READ_REPLICA, None)
+
+
 def engine_of(request: Request) -> Engine:
-    return request.app.state.engine
+    """The engine reads of this request use: a read replica's for a public read (api/read_routing.py), else the
+    primary's. Writes take ``transaction``, always on the primary."""
+    replica = replica_of(request.state)
+    return replica.engine if replica is not None else request.app.state.engine
 
 
 def connection(request: Request) -> AbstractContextManager[Connection]:
-    """A connection of the service's engine, for a ``with`` block (committed by nobody: reads)."""
-    return request.app.state.engine.connect()
+    """A connection for a ``with`` block (committed by nobody: reads), on a replica for a public read."""
+    return engine_of(request).connect()
 
 
 def transaction(request: Request) -> AbstractContextManager[Connection]:
-    """A transaction of the service's engine, for a ``with`` block: committed at its end, rolled back on error."""
+    """A transaction of the primary's engine, for a ``with`` block: committed at its end, rolled back on error."""
     return request.app.state.engine.begin()
 
 
 def database_version(request: Request) -> str | None:
     """PostGIS's version after a real round trip (``/healthz``), None when the database cannot be reached."""
     return postgis_version(request.app.state.engine)
+
+
+def replica_status(request: Request) -> list[dict] | None:
+    """Each read replica's state for ``/healthz`` (db_routing.ReplicaSet.status), None when none is configured."""
+    replicas = getattr(request.app.state, "replicas", None)
+    return replicas.status() if replicas else None
 
 
 def secret_key_of(request: Request) -> str:
@@ -114,7 +133,8 @@ def read_only(request: Request, work: Callable[[Connection], T]) -> T:
     plans, no ping): for a single short statement, no BEGIN, ROLLBACK or ping around it. A connection found
     dead (there is no ping) is retried once, as ``api/resident_api.py`` does."""
     state = request.app.state
-    engine = getattr(state, "read_engine", None)
+    replica = replica_of(request.state)
+    engine = replica.read_engine if replica is not None else getattr(state, "read_engine", None)
     try:
         return _retried_once(engine or state.engine, work)
     except (psycopg.errors.QueryCanceled, DBAPIError) as exc:

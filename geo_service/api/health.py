@@ -1,11 +1,11 @@
-"""``/healthz``: liveness and a real round trip to PostGIS."""
+"""``/healthz``: liveness, a real round trip to PostGIS, and the read replicas' states (if any)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from geo_service.api.deps import RegistryDep, database_version
+from geo_service.api.deps import RegistryDep, database_version, replica_status
 from geo_service.errors import RETRY_AFTER_S
 
 router = APIRouter(tags=["service"])
@@ -17,4 +17,10 @@ def healthz(request: Request, registry: RegistryDep) -> JSONResponse:
     if postgis is None:
         return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503,
                             headers={"Retry-After": str(RETRY_AFTER_S)})
-    return JSONResponse({"status": "ok", "database": "ok", "postgis": postgis, "layers": len(registry)})
+    body = {"status": "ok", "database": "ok", "postgis": postgis, "layers": len(registry)}
+    replicas = replica_status(request)
+    if replicas is not None:
+        # Names and states only, never an address: the URLs may hold passwords and the page is public. A replica
+        # out of rotation leaves the status "ok": the primary answers its reads (docs/scaling.md).
+        body["replicas"] = replicas
+    return JSONResponse(body)
