@@ -52,6 +52,7 @@ from geo_service.db import make_engine, make_read_engine
 from geo_service.layers import LayerRegistry
 from geo_service.services.app_caches import AppCaches
 from geo_service.services.basemap import basemap_choice
+from geo_service.services.publish.layer_versions import LayerVersions
 from geo_service.services.tile_cache import TileCache
 from geo_service.settings import Settings
 
@@ -72,12 +73,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.caches = AppCaches(app.state.registry, TileCache(
             settings.tiles.cache_mb * 2**20, settings.tiles.cache_dir, settings.tiles.cache_dir_mb * 2**20))
         app.state.read_engine = make_read_engine(settings)
+        # The layers' change counters in memory, told of changes by PostgreSQL (a cached tile then costs no statement).
+        app.state.layer_versions = LayerVersions(settings.libpq_url) if settings.db.listen_layer_changes else None
+        if app.state.layer_versions is not None:
+            app.state.layer_versions.start()
         # Made at the first export (services/publish/export_cache.py), so that an instance that exports nothing leaves
         # nothing in the temp folder.
         app.state.export_dir = settings.resolved_export_dir()
         try:
             yield
         finally:
+            if app.state.layer_versions is not None:
+                app.state.layer_versions.stop()
             app.state.engine.dispose()
             app.state.read_engine.dispose()
 

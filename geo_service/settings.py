@@ -44,6 +44,8 @@ class DatabaseSettings(BaseModel):
     lock_timeout_ms: int = Field(default=5_000, ge=0)
     # A main-engine session left inside a transaction this long is closed (a stalled stream, a leaked transaction).
     idle_in_transaction_timeout_ms: int = Field(default=60_000, ge=0)
+    # Keep the layers' change counters in memory, told of changes by LISTEN/NOTIFY (one connection per process).
+    listen_layer_changes: bool = True
 
 
 class TerritorySettings(BaseModel):
@@ -339,6 +341,11 @@ class Settings(BaseSettings):
             if url.startswith(prefix):
                 return "postgresql+psycopg://" + url[len(prefix):]
         return url
+
+    @property
+    def libpq_url(self) -> str:
+        """The same database as a libpq URL, for a plain psycopg connection."""
+        return "postgresql://" + self.sqlalchemy_url.removeprefix("postgresql+psycopg://")
 
     @property
     def cluster_url(self) -> str:

@@ -25,6 +25,7 @@ from geo_service.services.app_caches import AppCaches
 from geo_service.services.basemap.basemap_choice import BasemapChoice
 from geo_service.services.editing import accounts, rights
 from geo_service.services.editing.accounts import ANONYMOUS_PRINCIPAL, Principal
+from geo_service.services.publish.layer_versions import LayerVersions
 from geo_service.services.publish.read_access import ANONYMOUS, Reader
 from geo_service.settings import Settings
 
@@ -63,6 +64,11 @@ def registry_of(request: Request) -> LayerRegistry:
 def caches_of(request: Request) -> AppCaches:
     """The application's caches (services/app_caches.py), built in the lifespan."""
     return request.app.state.caches
+
+
+def layer_versions_of(request: Request) -> LayerVersions | None:
+    """The layers' versions heard by LISTEN/NOTIFY (services/publish/layer_versions.py); None: listener turned off."""
+    return request.app.state.layer_versions
 
 
 def basemap_of(request: Request) -> BasemapChoice:
