@@ -129,6 +129,8 @@ class ApiSettings(BaseModel):
     filter_max_terms: int = Field(default=100, ge=2)
     # Where whole-layer exports are kept, rebuilt when their layer changes (default: the system's temp folder).
     export_dir: Path | None = None
+    # Threads per process for /api/nearby and /api/geocode (their own small pool, api/resident_api.py).
+    hot_path_threads: int = Field(default=2, ge=1, le=64)
 
 
 class TileSettings(BaseModel):
@@ -277,6 +279,9 @@ class Settings(BaseSettings):
     # glibc memory arenas per `geo-service serve` process (0: glibc's default, 8 per core): each thread of the pool
     # otherwise gets an arena of its own that is never given back (docs/benchmarks.md, memory: −25 MB per process).
     malloc_arena_max: int = Field(default=2, ge=0, le=64)
+    # `geo-service serve` runs on jemalloc (Debian's libjemalloc2, preloaded) when installed: a worker's memory stays
+    # flat under long traffic where glibc's kept creeping (docs/benchmarks.md, memory); false: glibc's malloc.
+    jemalloc: bool = True
     # uvicorn's HTTP/1.1 implementation: h11 writes header names as the service gives them (QGIS finds a created
     # feature only under a capitalised `Location`); httptools is faster but writes every name in lower case.
     http_implementation: Literal["h11", "httptools"] = "h11"

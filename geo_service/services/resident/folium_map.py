@@ -6,7 +6,7 @@ our vendored Leaflet and markercluster only, and its header drops Folium's page-
 
 Apart from ``map_page`` because Folium loads pandas: ≈ 75 MB of resident memory in a process that imports it.
 ``map_page`` imports this module on the first map page, so a process serving only the API, the tiles and the
-reports never carries it (``tests/test_memory_imports.py``).
+reports never carries it (``tests/test_process_memory.py``).
 """
 
 from __future__ import annotations
