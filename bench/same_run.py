@@ -8,7 +8,8 @@ Reads the dev database (the demo territory), writes nothing. Two uses recorded i
     .venv/bin/python bench/same_run.py items tiles --variant h11 GEO_SERVICE_HTTP_IMPLEMENTATION=h11 \\
         --variant httptools GEO_SERVICE_HTTP_IMPLEMENTATION=httptools
 
-A variant's environment reaches ``geo-service serve`` (``--workers 2``); cases are drawn once from seed 46.
+A variant's environment reaches uvicorn (``--workers 2``, no access log; ``LD_PRELOAD`` to run on jemalloc as
+``geo-service serve`` does); cases are drawn once from seed 46.
 """
 
 from __future__ import annotations
@@ -52,10 +53,14 @@ def _cases(settings: Settings, names: list[str]) -> dict[str, list[str]]:
 
 
 def _serve(env: dict[str, str], log: Path) -> subprocess.Popen:
-    process = subprocess.Popen([str(PROJECT_ROOT / ".venv/bin/geo-service"), "serve", "--host", "127.0.0.1",
-                                "--port", str(PORT), "--workers", "2"],
-                               env={**os.environ, "GEO_SERVICE_LOG_LEVEL": "warning", **env},
-                               stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    # uvicorn as in the other benchmarks (no access log); the HTTP implementation as `geo-service serve` would
+    # choose it, jemalloc by LD_PRELOAD as `geo-service serve` would load it.
+    http = env.get("GEO_SERVICE_HTTP_IMPLEMENTATION", "h11")
+    process = subprocess.Popen([str(PROJECT_ROOT / ".venv/bin/uvicorn"), "geo_service.main:app_from_environment",
+                                "--factory", "--host", "127.0.0.1", "--port", str(PORT), "--workers", "2",
+                                "--no-access-log", "--log-level", "warning", "--http", http],
+                               env={**os.environ, **env}, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -93,6 +98,10 @@ def main() -> None:
                 for case, script in scripts.items():
                     run_wrk(url, script, 2, args.connections, args.warmup)
                     found = run_wrk(url, script, 2, args.connections, args.duration)
+                    # wrk printed no latency (no answer at all, the machine overloaded): said, not counted.
+                    if found["p50"] is None or found["p99"] is None:
+                        print(f"round {round_ + 1} {case} {name}: no latency reported", flush=True)
+                        continue
                     results.setdefault((case, name), []).append(found)
                     print(f"round {round_ + 1} {case} {name}: {found['rps']:.0f} req/s, p50 {found['p50']:.1f} ms, "
                           f"p99 {found['p99']:.1f} ms, non-2xx {found['non_2xx']}", flush=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -59,6 +60,7 @@ from geo_service.settings import Settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    sys.setswitchinterval(settings.api.gil_switch_ms / 1000)
     # Validate layer files now: a bad declaration must stop start-up, naming file and field.
     registry = LayerRegistry.from_dir(settings.layers_dir)
     # The base map of every map, read once (a self-hosted file installed again needs a restart to change format).

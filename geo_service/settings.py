@@ -131,6 +131,8 @@ class ApiSettings(BaseModel):
     export_dir: Path | None = None
     # Threads per process for /api/nearby and /api/geocode (their own small pool, api/resident_api.py).
     hot_path_threads: int = Field(default=2, ge=1, le=64)
+    # How long a Python thread holds the GIL before another waiting one may take it (ms; Python's default: 5).
+    gil_switch_ms: float = Field(default=5.0, gt=0, le=100)
 
 
 class TileSettings(BaseModel):

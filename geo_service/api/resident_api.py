@@ -43,8 +43,8 @@ def json_response(body: Any, max_age: int) -> Response:
 
 async def _in_thread(request: Request, work: Callable[..., Response], *args: Any) -> Response:
     """``work(*args)`` on a thread of the hot path's own small pool (``deps.hot_path_limiter``)."""
-    return await anyio.to_thread.run_sync(work, *args, limiter=hot_path_limiter(
-        request, settings_of(request).api.hot_path_threads))
+    threads = settings_of(request).api.hot_path_threads
+    return await anyio.to_thread.run_sync(work, *args, limiter=hot_path_limiter(request, threads))
 
 
 def _report(request: Request, lon: float | None, lat: float | None, address: str | None) -> Response:
