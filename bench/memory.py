@@ -2,10 +2,10 @@
 
 Starts ``geo-service serve`` (one process, as ``make run``) on 127.0.0.1 against the dev database (the demo
 territory), sends a mix of the map's and clients' requests from 16 threads for ``--seconds``, and samples the
-process's resident memory (``/proc/<pid>/status``: VmRSS) every ``--every`` seconds. Prints a table and, with
-``--doc``, writes the section "Mémoire d'un processus" of docs/benchmarks.md.
+process's resident memory (``/proc/<pid>/status``: VmRSS) every ``--every`` seconds. Prints a table and the slope
+of each half of the run, recorded by hand in the section "Mémoire d'un processus" of docs/benchmarks.md.
 
-    .venv/bin/python bench/memory.py --seconds 600 --doc
+    .venv/bin/python bench/memory.py --seconds 600 --every 15 --port 8110
 
 The mix, drawn once from a fixed seed over the demo's premises (bench/workload.py): boxes of premises, features by
 id, CQL2 filters, tiles z8–z14 of the map, ``/api/nearby`` at premises, ``/map/report`` pages, the observatory's
