@@ -60,6 +60,8 @@ from geo_service.settings import Settings
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Process-wide: how soon a thread waiting for the GIL (the event loop, a hot-path thread back from PostgreSQL)
+    # gets it from one that computes; a setting so that the tail of /api/nearby can be measured with it.
     sys.setswitchinterval(settings.api.gil_switch_ms / 1000)
     # Validate layer files now: a bad declaration must stop start-up, naming file and field.
     registry = LayerRegistry.from_dir(settings.layers_dir)

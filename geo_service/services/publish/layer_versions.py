@@ -46,6 +46,7 @@ class LayerVersions:
         self._thread: threading.Thread | None = None
         self.syncs = 0  # full reads of layer_changes, for tests and diagnostics
         self.backend_pid: int | None = None  # the listening session, for tests and diagnostics
+        self._warned = False
 
     def current(self, layer_ids: Iterable[str]) -> dict[str, LayerState] | None:
         """The states of ``layer_ids`` from memory, or ``None``: the caller reads them from the database."""
@@ -86,8 +87,10 @@ class LayerVersions:
     def _listen(self, conn: psycopg.Connection) -> None:
         conn.execute(f"LISTEN {CHANNEL}")
         if not _trigger_notifies(conn):
-            log.warning("le déclencheur %s ne notifie pas (base à migrer) : états des couches lus à chaque requête",
-                        CHANGE_FUNCTION)
+            if not self._warned:  # said once, then looked at again every RESYNC_SECONDS (a migration may come)
+                log.warning("le déclencheur %s ne notifie pas (base à migrer) : états des couches lus à chaque "
+                            "requête", CHANGE_FUNCTION)
+                self._warned = True
             self._stop.wait(RESYNC_SECONDS)
             return
         self.backend_pid = conn.info.backend_pid
