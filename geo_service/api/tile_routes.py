@@ -2,10 +2,11 @@
 and the short ``/tiles/{id}/{z}/{x}/{y}.mvt`` the map uses.
 
 Handlers check the address, ask ``geo_service.services.publish.vector_tiles`` / ``tilesets`` and shape the response.
-A tile's ETag is made of the layer change counters and the address, so a revalidation (304) costs one
-primary-key lookup and no tile is built, and a tile asked again by anyone while its layers are unchanged is
-taken from ``AppCaches.tiles`` (``services/tile_cache.py``) instead of being rendered again. An empty tile is
-``204 No Content`` (OGC API – Tiles).
+A tile's ETag is made of the layer change counters and the address, so a revalidation (304) builds no tile,
+and a tile asked again by anyone while its layers are unchanged is taken from ``AppCaches.tiles``
+(``services/tile_cache.py``) instead of being rendered again. The counters come from process memory while the
+LISTEN/NOTIFY listener is live (``services/publish/layer_versions.py``): then neither costs a statement;
+otherwise one primary-key lookup. An empty tile is ``204 No Content`` (OGC API – Tiles).
 """
 
 from __future__ import annotations

@@ -326,8 +326,8 @@ JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:5000"
 def _use_jemalloc(enabled: bool) -> None:
     """Run this command again with jemalloc preloaded, if it is installed and not loaded yet (workers inherit it).
 
-    glibc's malloc left a worker creeping by ≈ 2 MB a minute under mixed traffic, fragments of freed responses
-    and rows it never gave back; jemalloc held it flat (docs/benchmarks.md, "Mémoire d'un processus").
+    Under glibc's malloc a worker kept creeping by ≈ 2 MB a minute under mixed traffic while Python's own caches
+    stayed flat (freed memory glibc keeps); jemalloc held it flat (docs/benchmarks.md, "Mémoire d'un processus").
     """
     import os
 
