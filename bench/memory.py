@@ -2,10 +2,10 @@
 
 Starts ``geo-service serve`` (one process, as ``make run``) on 127.0.0.1 against the dev database (the demo
 territory), sends a mix of the map's and clients' requests from 16 threads for ``--seconds``, and samples the
-process's resident memory (``/proc/<pid>/status``: VmRSS) every ``--every`` seconds. Prints a table and, with
-``--doc``, writes the section "Mémoire d'un processus" of docs/benchmarks.md.
+process's resident memory (``/proc/<pid>/status``: VmRSS) every ``--every`` seconds. Prints a table and the slope
+of each half of the run, recorded by hand in the section "Mémoire d'un processus" of docs/benchmarks.md.
 
-    .venv/bin/python bench/memory.py --seconds 600 --doc
+    .venv/bin/python bench/memory.py --seconds 600 --every 15 --port 8110
 
 The mix, drawn once from a fixed seed over the demo's premises (bench/workload.py): boxes of premises, features by
 id, CQL2 filters, tiles z8–z14 of the map, ``/api/nearby`` at premises, ``/map/report`` pages, the observatory's
@@ -73,17 +73,30 @@ def _paths(settings: Settings) -> list[str]:
     return mixed
 
 
+def _slope(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of RSS over time, in MB per minute."""
+    if len(samples) < 2:
+        return 0.0
+    n = len(samples)
+    mean_t = sum(t for t, _ in samples) / n
+    mean_r = sum(r for _, r in samples) / n
+    spread = sum((t - mean_t) ** 2 for t, _ in samples)
+    return 60 * sum((t - mean_t) * (r - mean_r) for t, r in samples) / spread
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=120)
     parser.add_argument("--every", type=int, default=10)
+    parser.add_argument("--port", type=int, default=PORT)
     args = parser.parse_args()
     settings = Settings()
     paths = _paths(settings)
     env = {**os.environ, "GEO_SERVICE_LOG_LEVEL": "warning"}
     process = subprocess.Popen([str(PROJECT / ".venv/bin/geo-service"), "serve", "--host", "127.0.0.1",
-                                "--port", str(PORT)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{PORT}"
+                                "--port", str(args.port)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{args.port}"
     try:
         for _ in range(100):
             try:
@@ -110,11 +123,16 @@ def main() -> None:
         for t in threads:
             t.start()
         started = time.monotonic()
+        samples: list[tuple[float, float]] = []
         print("| s | requests | 5xx | RSS MB |\n|---:|---:|---:|---:|")
-        while (elapsed := time.monotonic() - started) < args.seconds:
+        while time.monotonic() - started < args.seconds:
             time.sleep(args.every)
-            print(f"| {elapsed + args.every:.0f} | {counts['requests']} | {counts['errors']} | "
-                  f"{_rss_mb(process.pid):.0f} |", flush=True)
+            samples.append((time.monotonic() - started, _rss_mb(process.pid)))
+            print(f"| {samples[-1][0]:.0f} | {counts['requests']} | {counts['errors']} | {samples[-1][1]:.0f} |",
+                  flush=True)
+        half = len(samples) // 2
+        print(f"slope, first half: {_slope(samples[:half]):+.2f} MB/min; second half: {_slope(samples[half:]):+.2f} "
+              f"MB/min; max {max(r for _, r in samples):.0f} MB")
         stop.set()
         for t in threads:
             t.join(timeout=60)

@@ -82,10 +82,15 @@ class Replica:
         # A request found the replica away (refused, shut down, connection lost), or had its read cancelled by a
         # conflict with replay (SQLSTATE 40001, a standby's own failure): out of the rotation now, the request is
         # answered from elsewhere (api/read_routing.py) and the next good check brings the replica back.
-        error = context.original_exception
-        if getattr(error, "sqlstate", None) == RECOVERY_CONFLICT:
+        self.failed(context.sqlalchemy_exception or context.original_exception)
+
+    def failed(self, error: BaseException) -> None:
+        """Take the replica out of the rotation when ``error`` (raw psycopg or wrapped by SQLAlchemy) says it is
+        away or cancelled a read for replay; any other error is the request's own."""
+        raw = getattr(error, "orig", None) or error
+        if getattr(raw, "sqlstate", None) == RECOVERY_CONFLICT:
             self.set_health(ReplicaHealth("conflict", self.health.lag_bytes, self.health.lag_s))
-        elif database_unavailable(context.sqlalchemy_exception or error):
+        elif database_unavailable(error):
             self.set_health(ReplicaHealth("unreachable", self.health.lag_bytes, self.health.lag_s))
 
     def set_health(self, health: ReplicaHealth) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -54,12 +55,16 @@ from geo_service.db_routing import ReplicaSet
 from geo_service.layers import LayerRegistry
 from geo_service.services.app_caches import AppCaches
 from geo_service.services.basemap import basemap_choice
+from geo_service.services.publish.layer_versions import LayerVersions
 from geo_service.services.tile_cache import TileCache
 from geo_service.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Process-wide: how soon a thread waiting for the GIL (the event loop, a hot-path thread back from PostgreSQL)
+    # gets it from one that computes; a setting so that the tail of /api/nearby can be measured with it.
+    sys.setswitchinterval(settings.api.gil_switch_ms / 1000)
     # Validate layer files now: a bad declaration must stop start-up, naming file and field.
     registry = LayerRegistry.from_dir(settings.layers_dir)
     # The base map of every map, read once (a self-hosted file installed again needs a restart to change format).
@@ -77,6 +82,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Read replicas (db.replica_urls): their engines and the background checks of their lag (db_routing.py).
         app.state.replicas = ReplicaSet(settings, app.state.engine)
         app.state.replicas.start()
+        # The layers' change counters in memory, told of changes by PostgreSQL (a cached tile then costs no statement).
+        app.state.layer_versions = LayerVersions(settings.libpq_url) if settings.db.listen_layer_changes else None
+        if app.state.layer_versions is not None:
+            app.state.layer_versions.start()
         # Made at the first export (services/publish/export_cache.py), so that an instance that exports nothing leaves
         # nothing in the temp folder.
         app.state.export_dir = settings.resolved_export_dir()
@@ -84,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.replicas.close()
+            if app.state.layer_versions is not None:
+                app.state.layer_versions.stop()
             app.state.engine.dispose()
             app.state.read_engine.dispose()
 

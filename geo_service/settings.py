@@ -54,6 +54,8 @@ class DatabaseSettings(BaseModel):
     replica_check_interval_s: float = Field(default=2.0, gt=0)
     # Seconds during which a client that has just written reads from the primary only (read-your-writes).
     read_your_writes_s: float = Field(default=15.0, gt=0)
+    # Keep the layers' change counters in memory, told of changes by LISTEN/NOTIFY (one connection per process).
+    listen_layer_changes: bool = True
 
     @model_validator(mode="after")
     def _window_covers_the_lag(self) -> DatabaseSettings:
@@ -147,6 +149,10 @@ class ApiSettings(BaseModel):
     filter_max_terms: int = Field(default=100, ge=2)
     # Where whole-layer exports are kept, rebuilt when their layer changes (default: the system's temp folder).
     export_dir: Path | None = None
+    # Threads per process for /api/nearby and /api/geocode (their own small pool, api/resident_api.py).
+    hot_path_threads: int = Field(default=2, ge=1, le=64)
+    # How long a Python thread holds the GIL before another waiting one may take it (ms; Python's default: 5).
+    gil_switch_ms: float = Field(default=5.0, gt=0, le=100)
 
 
 class TileSettings(BaseModel):
@@ -295,6 +301,9 @@ class Settings(BaseSettings):
     # glibc memory arenas per `geo-service serve` process (0: glibc's default, 8 per core): each thread of the pool
     # otherwise gets an arena of its own that is never given back (docs/benchmarks.md, memory: −25 MB per process).
     malloc_arena_max: int = Field(default=2, ge=0, le=64)
+    # `geo-service serve` runs on jemalloc (Debian's libjemalloc2, preloaded) when installed: a worker's memory stays
+    # flat under long traffic where glibc's kept creeping (docs/benchmarks.md, memory); false: glibc's malloc.
+    jemalloc: bool = True
     # uvicorn's HTTP/1.1 implementation: h11 writes header names as the service gives them (QGIS finds a created
     # feature only under a capitalised `Location`); httptools is faster but writes every name in lower case.
     http_implementation: Literal["h11", "httptools"] = "h11"
@@ -360,6 +369,11 @@ class Settings(BaseSettings):
     def replica_sqlalchemy_urls(self) -> list[str]:
         """The SQLAlchemy URLs of the read replicas (``db.replica_urls``), in their order."""
         return [psycopg_url(url.get_secret_value()) for url in self.db.replica_urls]
+
+    @property
+    def libpq_url(self) -> str:
+        """The same database as a libpq URL, for a plain psycopg connection."""
+        return "postgresql://" + self.sqlalchemy_url.removeprefix("postgresql+psycopg://")
 
     @property
     def cluster_url(self) -> str:

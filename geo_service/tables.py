@@ -395,6 +395,8 @@ BEGIN
     INSERT INTO {LAYER_CHANGES} (layer_id, version, changed_at) VALUES (TG_TABLE_NAME, 1, clock_timestamp())
     ON CONFLICT (layer_id) DO UPDATE
         SET version = {LAYER_CHANGES}.version + 1, changed_at = clock_timestamp();
+    -- Delivered at commit to the service processes listening (services/publish/layer_versions.py).
+    PERFORM pg_notify('{LAYER_CHANGES}', TG_TABLE_NAME);
     RETURN NULL;
 END
 $$

@@ -16,7 +16,7 @@ from geo_service import vendor
 from geo_service.layers import LayerRegistry
 from geo_service.main import create_app
 from geo_service.services.app_caches import AppCaches
-from geo_service.services.resident import map_page
+from geo_service.services.resident import folium_map, map_page
 from geo_service.services.resident.hours_in_words import in_words
 from geo_service.settings import MapSettings, Settings
 
@@ -162,12 +162,12 @@ def test_basemap_is_opt_in():
     """No tile server unless one is chosen (Settings picks it by mode, tests/test_basemap.py); a chosen one is
     drawn by Folium."""
     bounds = ((44.2, 0.98), (45.05, 2.21))
-    default = map_page.build_folium(bounds, MapSettings(), "/static", "Carte")
+    default = folium_map.build_folium(bounds, MapSettings(), "/static", "Carte")
     assert "tileLayer" not in default.script
-    tiled = map_page.build_folium(bounds, MapSettings(basemap_url="/tuiles/{z}/{x}/{y}.png",
+    tiled = folium_map.build_folium(bounds, MapSettings(basemap_url="/tuiles/{z}/{x}/{y}.png",
                                                        basemap_attribution="Fond : test"), "/static", "Carte")
     assert "L.tileLayer" in tiled.script and "/tuiles/{z}/{x}/{y}.png" in tiled.script
-    ign = map_page.build_folium(bounds, MapSettings(basemap="ign-plan"), "/static", "Carte")
+    ign = folium_map.build_folium(bounds, MapSettings(basemap="ign-plan"), "/static", "Carte")
     assert "GEOGRAPHICALGRIDSYSTEMS.PLANIGNV2" in ign.script and "ORTHOPHOTOS" not in ign.script  # plan only
 
 

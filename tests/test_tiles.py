@@ -8,6 +8,7 @@ layer's ``thin_below_zoom`` it holds one representative per cell whose ``point_c
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -173,6 +174,16 @@ def test_empty_tile_is_204(client: TestClient):
     assert r.status_code == 204 and r.content == b"" and r.headers["etag"]
 
 
+def _revalidated_until_changed(client: TestClient, url: str, etag: str):
+    """The tile asked with ``If-None-Match: etag`` until it is not a 304: a change reaches the service by its
+    notification (services/publish/layer_versions.py), a moment after the commit."""
+    deadline = time.monotonic() + 20
+    while (answer := client.get(url, headers={"If-None-Match": etag})).status_code == 304:
+        assert time.monotonic() < deadline, "change not seen"
+        time.sleep(0.05)
+    return answer
+
+
 def test_tiles_are_gzipped_and_cached(client: TestClient, settings: Settings, registry: LayerRegistry,
                                       engine: Engine, fx: TileFixtures):
     tile = tile_at(14)
@@ -188,12 +199,12 @@ def test_tiles_are_gzipped_and_cached(client: TestClient, settings: Settings, re
     with engine.begin() as conn:
         factory.feature(conn, "premises", (LON, LAT), etat="cible")
     try:
-        added = client.get(url, headers={"If-None-Match": raw.headers["etag"]})
+        added = _revalidated_until_changed(client, url, raw.headers["etag"])
         assert added.status_code == 200 and added.headers["etag"] != raw.headers["etag"]
     finally:
         with engine.begin() as conn:
             factory.cleanup(conn)
-    removed = client.get(url, headers={"If-None-Match": added.headers["etag"]})
+    removed = _revalidated_until_changed(client, url, added.headers["etag"])
     assert removed.status_code == 200 and removed.headers["etag"] not in (raw.headers["etag"], added.headers["etag"])
 
 

@@ -26,6 +26,7 @@ from geo_service.services.app_caches import AppCaches
 from geo_service.services.basemap.basemap_choice import BasemapChoice
 from geo_service.services.editing import accounts, rights
 from geo_service.services.editing.accounts import ANONYMOUS_PRINCIPAL, Principal
+from geo_service.services.publish.layer_versions import LayerVersions
 from geo_service.services.publish.read_access import ANONYMOUS, Reader
 from geo_service.settings import Settings
 
@@ -64,6 +65,11 @@ def registry_of(request: Request) -> LayerRegistry:
 def caches_of(request: Request) -> AppCaches:
     """The application's caches (services/app_caches.py), built in the lifespan."""
     return request.app.state.caches
+
+
+def layer_versions_of(request: Request) -> LayerVersions | None:
+    """The layers' versions heard by LISTEN/NOTIFY (services/publish/layer_versions.py); None: listener turned off."""
+    return request.app.state.layer_versions
 
 
 def basemap_of(request: Request) -> BasemapChoice:
@@ -137,7 +143,11 @@ def read_only(request: Request, work: Callable[[Connection], T]) -> T:
     engine = replica.read_engine if replica is not None else getattr(state, "read_engine", None)
     try:
         return _retried_once(engine or state.engine, work)
-    except (psycopg.errors.QueryCanceled, DBAPIError) as exc:
+    except (psycopg.OperationalError, DBAPIError) as exc:
+        if replica is not None:
+            # Statements run on the driver connection (the report's prepared one) escape SQLAlchemy's error
+            # event: a replica found away here leaves the rotation too, so api/read_routing.py answers elsewhere.
+            replica.failed(exc)
         if engine is not None and isinstance(getattr(exc, "orig", exc), psycopg.errors.QueryCanceled):
             # The read engine's own time limit, for the problem the error becomes (errors.database_problem).
             getattr(exc, "orig", exc).timeout_ms = state.settings.db.read_statement_timeout_ms

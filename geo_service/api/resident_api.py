@@ -38,12 +38,13 @@ def json_response(body: Any, max_age: int) -> Response:
 # for PostgreSQL. Left to the shared pool (40 threads), 16 concurrent requests became 8 threads per worker taking
 # the GIL from each other and from the event loop: on 2 cores, ≈ 600 reports/s and a p99 of 70–190 ms, against
 # ≈ 800–950 reports/s and 28–39 ms with 2 threads (docs/benchmarks.md). Other routes keep the shared pool.
-HOT_PATH_THREADS = 2
+# How many: ``settings.api.hot_path_threads``.
 
 
 async def _in_thread(request: Request, work: Callable[..., Response], *args: Any) -> Response:
     """``work(*args)`` on a thread of the hot path's own small pool (``deps.hot_path_limiter``)."""
-    return await anyio.to_thread.run_sync(work, *args, limiter=hot_path_limiter(request, HOT_PATH_THREADS))
+    threads = settings_of(request).api.hot_path_threads
+    return await anyio.to_thread.run_sync(work, *args, limiter=hot_path_limiter(request, threads))
 
 
 def _report(request: Request, lon: float | None, lat: float | None, address: str | None) -> Response:

@@ -2,14 +2,16 @@
 and the short ``/tiles/{id}/{z}/{x}/{y}.mvt`` the map uses.
 
 Handlers check the address, ask ``geo_service.services.publish.vector_tiles`` / ``tilesets`` and shape the response.
-A tile's ETag is made of the layer change counters and the address, so a revalidation (304) costs one
-primary-key lookup and no tile is built, and a tile asked again by anyone while its layers are unchanged is
-taken from ``AppCaches.tiles`` (``services/tile_cache.py``) instead of being rendered again. An empty tile is
-``204 No Content`` (OGC API – Tiles).
+A tile's ETag is made of the layer change counters and the address, so a revalidation (304) builds no tile,
+and a tile asked again by anyone while its layers are unchanged is taken from ``AppCaches.tiles``
+(``services/tile_cache.py``) instead of being rendered again. The counters come from process memory while the
+LISTEN/NOTIFY listener is live (``services/publish/layer_versions.py``): then neither costs a statement;
+otherwise one primary-key lookup. An empty tile is ``204 No Content`` (OGC API – Tiles).
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request
@@ -17,7 +19,15 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from geo_service.api.caching import cache_headers, etag_of, not_modified
-from geo_service.api.deps import ConnectionDep, EngineDep, ReaderDep, RegistryDep, SettingsDep, caches_of
+from geo_service.api.deps import (
+    ConnectionDep,
+    EngineDep,
+    ReaderDep,
+    RegistryDep,
+    SettingsDep,
+    caches_of,
+    layer_versions_of,
+)
 from geo_service.api.router_helpers import ogc_base
 from geo_service.errors import InvalidParameter
 from geo_service.layers import LayerRegistry
@@ -59,21 +69,47 @@ async def _tile(request: Request, settings: Settings, engine: Engine, collection
 
 def _tile_response(request: Request, settings: Settings, engine: Engine, collections: list[Collection],
                    address: vector_tiles.TileAddress, reader: Reader) -> Response:
-    rendered = caches_of(request).tiles
+    caches = caches_of(request)
+    ids = [c.id for c in collections]
+    # The layers' versions from memory while the listener is live (services/publish/layer_versions.py): then a
+    # revalidation or a tile already rendered costs no statement at all. Public tiles only: an editor must see
+    # the tile of the edit just saved, before its notification reaches this process.
+    versions = layer_versions_of(request) if reader.is_public else None
+    known = versions.current(ids) if versions is not None else None
+    if known is not None:
+        etag, changed = _validators(settings, known, address, reader)
+        headers = cache_headers(settings, etag, changed, vary=None)
+        if not_modified(request, etag, changed):
+            return Response(status_code=304, headers=headers)
+        data = caches.tiles.get(etag)
+        if data is not None:
+            return _tile_answer(data, headers)
+    # A tile to render: the versions are read on the connection that renders it, so that the tile is stored under
+    # the state it was drawn from — a read replica may not have replayed yet what the primary notified.
     with engine.connect() as conn:
-        states = layer_state.states(conn, [c.id for c in collections])
-        changed = max((s.changed_at for s in states.values() if s.changed_at), default=None)
-        etag = etag_of("mvt", vector_tiles.TILE_FORMAT, reader,
-                       sorted((k, s.version, s.changed_at) for k, s in states.items()), address,
-                       settings.tiles.model_dump(exclude=TILE_CACHE_SETTINGS))
+        etag, changed = _validators(settings, layer_state.states(conn, ids), address, reader)
         headers = cache_headers(settings, etag, changed, vary=None)
         if not_modified(request, etag, changed):
             return Response(status_code=304, headers=headers)
         # Same ETag, same bytes: a tile asked again while its layers are unchanged is not rendered again.
-        data = rendered.get(etag)
+        data = caches.tiles.get(etag)
         if data is None:
             data = vector_tiles.render(conn, collections, address, settings.tiles)
-            rendered.put(etag, data)
+            caches.tiles.put(etag, data)
+    return _tile_answer(data, headers)
+
+
+def _validators(settings: Settings, states: dict[str, layer_state.LayerState], address: vector_tiles.TileAddress,
+                reader: Reader) -> tuple[str, datetime | None]:
+    """The tile's ETag (its layers' versions, reader, address, tile settings) and Last-Modified."""
+    changed = max((s.changed_at for s in states.values() if s.changed_at), default=None)
+    etag = etag_of("mvt", vector_tiles.TILE_FORMAT, reader,
+                   sorted((k, s.version, s.changed_at) for k, s in states.items()), address,
+                   settings.tiles.model_dump(exclude=TILE_CACHE_SETTINGS))
+    return etag, changed
+
+
+def _tile_answer(data: bytes, headers: dict[str, str]) -> Response:
     if not data:
         return Response(status_code=204, headers=headers)
     return Response(data, media_type=vector_tiles.MVT, headers=headers)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
+from types import ModuleType
 from typing import Any
 
 from geo_service.services.app_caches import AppCaches
-from geo_service.services.observatory import figures, indicator_values
+from geo_service.services.observatory import indicator_values
 from geo_service.services.observatory.indicator_catalogue import BY_ID
 from geo_service.services.observatory.page_data import (
     IndicatorView,
@@ -23,6 +24,14 @@ from geo_service.services.observatory.page_data import (
     level_classes,
     quarter_label,
 )
+
+
+def _figures() -> ModuleType:
+    """``figures``, imported on the first figure drawn: matplotlib and geopandas weigh ≈ 90 MB in every process
+    that imports them, and most processes never draw (a figure is drawn once per snapshot, then cached)."""
+    from geo_service.services.observatory import figures
+
+    return figures
 
 
 def indicator_chart(caches: AppCaches, snapshot: Snapshot, view: IndicatorView) -> str | None:
@@ -36,7 +45,7 @@ def indicator_chart(caches: AppCaches, snapshot: Snapshot, view: IndicatorView) 
                 return None
             found = indicator_values.values(snapshot.table, [indicator], "epci")
             found.sort(key=lambda v: v.name.casefold())
-            return figures.bar_chart(f"graphique-{indicator.id}", f"{indicator.label} par EPCI",
+            return _figures().bar_chart(f"graphique-{indicator.id}", f"{indicator.label} par EPCI",
                                      [v.name for v in found], [v.value for v in found], indicator.unit,
                                      view.as_of, view.sources, decimals_of(indicator))
         where = view.epci.name if view.epci else None
@@ -48,7 +57,7 @@ def indicator_chart(caches: AppCaches, snapshot: Snapshot, view: IndicatorView) 
             totals = view.category_totals
         labels = [quarter_label(c) for c, _ in totals]
         title = f"{indicator.label} — {where or 'département'}"
-        return figures.bar_chart(f"graphique-{indicator.id}", title, labels, [v for _, v in totals],
+        return _figures().bar_chart(f"graphique-{indicator.id}", title, labels, [v for _, v in totals],
                                  indicator.unit, view.as_of, view.sources, decimals_of(indicator))
 
     return caches.observatory_figures.get_or_build(key, draw)
@@ -100,12 +109,12 @@ def sheet_figures(caches: AppCaches, snapshot: Snapshot, sheet: Sheet, outlines:
                 "features": [f for f in outlines["features"] if f["properties"]["epci"] == code]}
         values = {v.code: v.value for v in indicator_values.values(snapshot.table, [share], "commune")}
         classes = level_classes(snapshot.table, share, "commune")
-        return figures.choropleth(f"carte-{code}", f"{share.label} par commune", mine, values, classes,
+        return _figures().choropleth(f"carte-{code}", f"{share.label} par commune", mine, values, classes,
                                   sheet.as_of, sheet.sources[:1], share.unit)
 
     def draw_curve() -> str:
         past = list(history) or [(snapshot.day, snapshot.table.value(share, "epci", code))]
-        return figures.progress_curve(f"courbe-{code}", "Part des locaux éligibles à la fibre : constatée et "
+        return _figures().progress_curve(f"courbe-{code}", "Part des locaux éligibles à la fibre : constatée et "
                                       "attendue", past, projection(snapshot, "epci", code), "%", sheet.as_of,
                                       sheet.sources[:1])
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import weasyprint
-
 # The base URL the sheet is printed under: an address that resolves nowhere, so nothing can be fetched by chance.
 PRINT_BASE = "https://fiche.invalid"
 
@@ -37,5 +35,8 @@ def local_fetcher(static_dir: Path, static_prefix: str = "/static/"):
 
 def pdf(html: str, static_dir: Path) -> bytes:
     """``html`` (root-relative links to /static/) printed as a PDF document."""
+    # Imported on the first sheet printed: WeasyPrint weighs ≈ 40 MB in every process that imports it.
+    import weasyprint
+
     document = weasyprint.HTML(string=html, base_url=PRINT_BASE + "/", url_fetcher=local_fetcher(static_dir))
     return document.write_pdf()
