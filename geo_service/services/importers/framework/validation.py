@@ -43,6 +43,7 @@ class Validator:
         self._fields = {f.name: f for f in fields}
         self._separator = list_separator
         self._memo: dict[str, dict[str | None, _Verdict]] = {name: {} for name in self._fields}
+        self._memos = [(name, field, self._memo[name]) for name, field in self._fields.items()]
 
     @property
     def field_names(self) -> list[str]:
@@ -62,9 +63,12 @@ class Validator:
         problems: list[Problem] = []
         declared: list[Problem] = []
         provenance: list[Problem] = []
-        for name, field in self._fields.items():
+        for name, field, memo in self._memos:
             raw = record.get(name)
-            verdict = self._verdict(field, raw)
+            # The usual case inlined (a call per value costs as much as the lookup): a text seen before.
+            verdict = memo.get(raw) if raw is None or type(raw) is str else None
+            if verdict is None:
+                verdict = self._verdict(field, raw)
             value = verdict.value
             values[name] = list(value) if isinstance(value, list) else value  # each row owns its list
             if verdict.unreadable is not None:
