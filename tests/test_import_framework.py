@@ -19,6 +19,7 @@ from geo_service.services.importers.framework import coordinates
 from geo_service.services.importers.framework.csv_table import sniff_delimiter, sniff_encoding
 from geo_service.services.importers.framework.import_report import IssueLog, TableCounts
 from geo_service.services.importers.framework.staging import Stage, Target
+from geo_service.services.importers.framework.validation import Validator
 from geo_service.services.importers.framework.values import dms_to_decimal, parse_date, parse_float, parse_int
 from geo_service.tables import metadata_for
 
@@ -220,3 +221,35 @@ def test_a_url_is_downloaded_then_imported_like_a_file(conn, registry, settings,
     assert mci.table("premises").updated == 2
     with pytest.raises(ImportFileError, match="404"):
         run(conn, registry, settings, "arcep-immeubles", f"{base}/absent.csv")
+
+
+def test_repeated_values_are_refused_the_same_way_on_every_row(registry):
+    """Each field's verdict on a value is remembered: the 2nd, 3rd… row with it get the same typed values and
+    the same French reasons as the first, in the same order, and each row owns its lists."""
+    premises = Validator(registry.get("premises"), only=("imb_id", "code_insee", "nb_logements", "etat"))
+    rows = [{"imb_id": f"IMB/46042/X/{i}", "code_insee": "4604", "nb_logements": "0", "etat": "fini"}
+            for i in range(3)] + [{"imb_id": "IMB/46042/X/9", "code_insee": "46042", "nb_logements": "2,5",
+                                   "etat": "deploye"}]
+    checked = [premises.check(row) for row in rows]
+    fresh = [Validator(registry.get("premises"), only=("imb_id", "code_insee", "nb_logements", "etat")).check(row)
+             for row in rows]
+    assert checked == fresh
+    reasons = [dict(problems) for _, problems in checked]
+    assert reasons[0] == reasons[1] == reasons[2]
+    assert [name for name, _ in checked[2][1]] == ["code_insee", "nb_logements", "etat"]
+    assert "ne respecte pas le format attendu" in reasons[2]["code_insee"]
+    assert reasons[2]["nb_logements"] == "0 est inférieur au minimum 1 locaux"
+    assert reasons[2]["etat"].startswith("valeur « fini » hors de la liste (")
+    assert checked[3][1] == [("nb_logements", "nombre entier attendu, lu « 2,5 »")]
+    assert checked[3][0]["nb_logements"] is None and checked[3][0]["etat"] == "deploye"
+    # A value left empty on purpose (the commune found later from the point) is not « missing » on any row.
+    for _ in range(2):
+        values, problems = premises.check({"imb_id": "IMB/1", "nb_logements": "1", "etat": "deploye"},
+                                          skip_required=frozenset({"code_insee"}))
+        assert problems == [] and values["code_insee"] is None
+    places = Validator(registry.get("digital_help_places"), only=("publics",))
+    first, _ = places.check({"publics": "Jeunes|Seniors"})
+    first["publics"].append("changé")
+    again, problems = places.check({"publics": "Jeunes|Seniors"})
+    assert again["publics"] == ["Jeunes", "Seniors"] and problems == []
+    assert places.check({"publics": "Jeunes|Anciens"})[1] == places.check({"publics": "Jeunes|Anciens"})[1] != []

@@ -72,9 +72,16 @@ CASES: dict[str, tuple[str, Location]] = {
 }
 
 
+# The geocoder's index, derived from premises and addresses: rebuilt only by an import that changed them.
+GEOCODER_INDEX = ("geocode_names", "geocode_numbers")
+
+
 def _state(conn, tables: list[str]) -> dict[str, object]:
-    """Every row version of ``tables`` (ctid, and version where there is one) and the layer change counters."""
+    """Every row version of ``tables`` (ctid, and version where there is one), the layer change counters, and
+    the geocoder's index (its rows by ``cmin`` too: a rebuild in the same transaction may reuse the ctids)."""
     state: dict[str, object] = {}
+    for table in GEOCODER_INDEX:
+        state[table] = conn.execute(text(f"SELECT ctid::text, cmin::text FROM {table} ORDER BY 1")).all()
     for table in tables:
         columns = conn.execute(text("SELECT column_name FROM information_schema.columns WHERE table_name = :t"),
                                {"t": table}).scalars().all()

@@ -135,6 +135,32 @@ def _json_kind(value: object) -> str:
     return repr(value)
 
 
+def field_message(field: FieldDecl, problem: object) -> str:
+    """How ``check_properties`` names a faulty declared field: « Label » (name) : reason."""
+    return f"« {field.label} » ({field.name}) : {problem}"
+
+
+def provenance_message(name: str, problem: object) -> str:
+    return f"{name} : {problem}"
+
+
+def value_problems(field: FieldDecl, value: object) -> tuple[str | None, str | None]:
+    """What ``check_properties`` says of one declared field holding ``value``: its message (or None), and its
+    provenance message (or None) when the field is also a provenance column. A pure function of the value,
+    which lets an import check each distinct value once (services/importers/framework/validation.py)."""
+    message = provenance = None
+    try:
+        _coerce(field, value)
+    except ValueError as exc:
+        message = field_message(field, exc)
+    if field.name in PROVENANCE:
+        try:
+            _coerce(PROVENANCE[field.name], value)
+        except ValueError as exc:
+            provenance = provenance_message(field.name, exc)
+    return message, provenance
+
+
 def check_properties(layer: LayerDecl, values: Mapping[str, object]) -> dict[str, object]:
     """The complete properties of a feature, typed; any problem raises ``InvalidFeature`` naming the field.
 
@@ -153,14 +179,14 @@ def check_properties(layer: LayerDecl, values: Mapping[str, object]) -> dict[str
         try:
             typed[field.name] = _coerce(field, values.get(field.name))
         except ValueError as exc:
-            errors.append({"field": field.name, "message": f"« {field.label} » ({field.name}) : {exc}"})
+            errors.append({"field": field.name, "message": field_message(field, exc)})
     for name, pseudo in PROVENANCE.items():
         if name not in values:
             continue
         try:
             typed[name] = _coerce(pseudo, values[name])
         except ValueError as exc:
-            errors.append({"field": name, "message": f"{name} : {exc}"})
+            errors.append({"field": name, "message": provenance_message(name, exc)})
     if errors:
         detail = errors[0]["message"] if len(errors) == 1 else \
             f"{len(errors)} propriétés invalides : " + " ; ".join(e["message"] for e in errors)

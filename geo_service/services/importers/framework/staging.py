@@ -98,6 +98,7 @@ class Stage:
     def __init__(self, conn: Connection, target: Target, file: str, issues: IssueLog):
         self.conn, self.target, self.file, self.issues = conn, target, file, issues
         self.name = f"import_stage_{next(_names)}"
+        self._names = (*target.key, *target.columns)  # the values of a row, in the staging table's order
         self.count = 0
         self._rows: list[tuple] = []
         columns = ", ".join(target.written)
@@ -109,7 +110,7 @@ class Stage:
             by_code: bool = True) -> None:
         """One row: ``values`` of the key and columns, ``geom`` as hex EWKB; ``by_code`` says it was kept
         because of its commune code (outside the outline it is then an error, not another département)."""
-        row = (line, by_code, *(values.get(c) for c in (*self.target.key, *self.target.columns)))
+        row = (line, by_code, *map(values.get, self._names))
         self._rows.append((*row, geom) if self.target.geometry else row)
         if len(self._rows) >= CHUNK_ROWS:
             self.flush()
