@@ -196,7 +196,8 @@ def render(results: dict, scaling: dict, versions: dict, problems: list[str], pr
         "",
         f"Données : base `{bench_db.MAIN_DB}` (limites de ../shared/data/lot et démo graine 46, "
         f"{premises:,} locaux).".replace(",", "\u202f").replace("46\u202f", "46, "),
-        "Chaque serveur : uvicorn, 2 workers, journal d'accès coupé, sur 127.0.0.1, connecté en TCP au même "
+        "Chaque serveur : uvicorn (httptools), 2 workers, journal d'accès coupé (geo-service sur jemalloc, comme le "
+        "lance `geo-service serve`), sur 127.0.0.1, connecté en TCP au même "
         "PostgreSQL avec le même rôle en lecture seule. Charge : `wrk -t2 -c16 -d15s --latency` (après 3 s de "
         "chauffe), en-tête `Accept-Encoding: gzip`, requêtes tirées une fois (graine fixe) et rejouées dans le "
         "même ordre pour chaque serveur. Le plancher SQL rejoue, par asyncpg et 16 connexions, les requêtes SQL "

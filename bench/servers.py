@@ -20,6 +20,8 @@ from pathlib import Path
 import yaml
 from workload import Server
 
+from geo_service.cli.app import JEMALLOC_CONF, JEMALLOC_PATHS
+
 BENCH_DIR = Path(__file__).resolve().parent
 VENVS = BENCH_DIR / ".venvs"
 PROJECT = BENCH_DIR.parent
@@ -115,6 +117,11 @@ def ours(database_url: str, workdir: Path) -> Running:
     server = Server("geo-service", PORTS["geo-service"], "/ogc/collections/premises/items",
                     lambda z, x, y: f"/tiles/premises/{z}/{x}/{y}.mvt", {})
     env = {"GEO_SERVICE_DATABASE_URL": database_url, "GEO_SERVICE_MODE": "development"}
+    # As `geo-service serve` runs it: on jemalloc when Debian's is installed (cli/app.py). HTTP stays uvicorn's
+    # httptools, as for tipg and pygeoapi (the cost of h11, the default for QGIS, is measured apart).
+    library = next((path for path in JEMALLOC_PATHS if Path(path).exists()), None)
+    if library:
+        env |= {"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_CONF}
     process = _uvicorn(PROJECT / ".venv" / "bin" / "python",
                        ["geo_service.main:app_from_environment", "--factory"], server.port, env,
                        workdir / "geo-service.log")
