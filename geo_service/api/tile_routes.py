@@ -76,6 +76,7 @@ def _tile_response(request: Request, settings: Settings, engine: Engine, collect
     # the tile of the edit just saved, before its notification reaches this process.
     versions = layer_versions_of(request) if reader.is_public else None
     known = versions.current(ids) if versions is not None else None
+    missed = None  # the ETag already looked up in vain (counted once in the cache's misses)
     if known is not None:
         etag, changed = _validators(settings, known, address, reader)
         headers = cache_headers(settings, etag, changed, vary=None)
@@ -84,6 +85,7 @@ def _tile_response(request: Request, settings: Settings, engine: Engine, collect
         data = caches.tiles.get(etag)
         if data is not None:
             return _tile_answer(data, headers)
+        missed = etag
     # A tile to render: the versions are read on the connection that renders it, so that the tile is stored under
     # the state it was drawn from — a read replica may not have replayed yet what the primary notified.
     with engine.connect() as conn:
@@ -92,7 +94,7 @@ def _tile_response(request: Request, settings: Settings, engine: Engine, collect
         if not_modified(request, etag, changed):
             return Response(status_code=304, headers=headers)
         # Same ETag, same bytes: a tile asked again while its layers are unchanged is not rendered again.
-        data = caches.tiles.get(etag)
+        data = None if etag == missed else caches.tiles.get(etag)
         if data is None:
             data = vector_tiles.render(conn, collections, address, settings.tiles)
             caches.tiles.put(etag, data)
