@@ -1,7 +1,7 @@
 """Benchmark databases in the dev cluster: the demo territory, and synthetic premises for the scaling run.
 
 ``geo_service_bench`` holds the boundaries and the demo (seed 46), like a fresh ``make run``;
-``geo_service_bench_scale`` holds only generated premises (10^4…10^6). Both live in the private cluster
+``geo_service_bench_scale`` holds only generated premises (10^5…10^7). Both live in the private cluster
 of ``geo-service db up``; the service's own databases are never touched. The three servers and the
 raw-SQL floor all connect the same way: TCP on 127.0.0.1 as a read-only role whose password is made up
 for each run and never written to disk outside the bench's temporary folder.
@@ -28,6 +28,9 @@ SEED = 46
 BOUNDARIES = PROJECT_ROOT.parent / "shared" / "data" / "lot"
 # The département's premises spread over this box (lon/lat); synthetic rows fall inside it.
 LOT_BOX = (1.00, 44.25, 2.20, 45.05)
+# The number of synthetic premises spread over LOT_BOX; more are spread over a box as many times larger,
+# centred on the Lot, so the density stays the same (10^7 then cover about metropolitan France).
+LOT_BOX_PREMISES = 100_000
 
 
 @dataclass(frozen=True)
@@ -99,9 +102,19 @@ def load_demo(db: BenchDatabase, log) -> None:
         engine.dispose()
 
 
-def fill_synthetic_premises(db: BenchDatabase, count: int, log) -> None:
-    """Replace the premises of the scale database by ``count`` generated rows, uniform over the Lot."""
+def synthetic_box(count: int) -> tuple[float, float, float, float]:
+    """The box ``count`` synthetic premises are spread over: the Lot's at the same density (never smaller)."""
     west, south, east, north = LOT_BOX
+    scale = max(count / LOT_BOX_PREMISES, 1.0) ** 0.5
+    lon, lat = (west + east) / 2, (south + north) / 2
+    half_w, half_h = (east - west) / 2 * scale, (north - south) / 2 * scale
+    return (round(lon - half_w, 4), round(lat - half_h, 4), round(lon + half_w, 4), round(lat + half_h, 4))
+
+
+def fill_synthetic_premises(db: BenchDatabase, count: int, log) -> None:
+    """Replace the premises of the scale database by ``count`` generated rows, uniform over ``synthetic_box``:
+    a national table is that many times larger than a département's, not that many times denser."""
+    west, south, east, north = synthetic_box(count)
     started = time.monotonic()
     engine = db.engine()
     try:

@@ -5,7 +5,7 @@
 Loads the demo territory into ``geo_service_bench`` (dev cluster), installs tipg and pygeoapi into
 ``bench/.venvs/``, starts the three servers on 127.0.0.1 (uvicorn, 2 workers each), drives each with wrk
 (-t2 -c16 -d15s) on the same request mixes, measures the raw-SQL floor (the service's own statements
-through asyncpg, 16 workers), then the scaling of a bbox query with 10^4…10^6 generated premises, and
+through asyncpg, 16 workers), then the scaling of a bbox query with 10^5…10^7 generated premises, and
 writes the section "OGC API et tuiles" of docs/benchmarks.md. Run on demand, never in CI.
 """
 
@@ -34,7 +34,7 @@ from geo_service.layers import LayerRegistry
 
 DOC = servers.PROJECT / "docs" / "benchmarks.md"
 FLOOR = "plancher SQL"
-SIZES = (10_000, 100_000, 1_000_000)
+SIZES = (100_000, 1_000_000, 10_000_000)
 COMMAND = ".venv/bin/python bench/bench_ogc.py"
 
 
@@ -101,6 +101,7 @@ def start_all(db: bench_db.BenchDatabase, pythons: dict[str, Path], workdir: Pat
     running: list[servers.Running] = []
     try:
         running.append(servers.ours(db.url(), workdir))
+        running.append(servers.ours(db.url(), workdir, tile_cache=False))
         running.append(servers.tipg(pythons["tipg"], db.url(), workdir))
         running.append(servers.pygeoapi(pythons["pygeoapi"], db, workdir))
     except Exception:
@@ -116,9 +117,10 @@ def stop_all(running: list[servers.Running]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-scaling", action="store_true", help="sans la mesure 10^4…10^6 locaux")
+    parser.add_argument("--no-scaling", action="store_true", help="sans la mesure 10^5…10^7 locaux")
     args = parser.parse_args(argv)
     started = datetime.now(UTC)
+    loads_at_start = os.getloadavg()
     password = bench_db.new_password()
     db = bench_db.prepare(bench_db.MAIN_DB, password, log)
     bench_db.load_demo(db, log)
@@ -175,22 +177,28 @@ def main(argv: list[str] | None = None) -> int:
         "wrk": report.tool_version(["wrk", "-v"]).split(" [")[0].removeprefix("wrk "),
         "Python": sys.version.split()[0],
     }
-    body = render(results, scaling, versions, problems, premises, started)
+    body = render(results, scaling, versions, problems, premises, started, loads_at_start)
     report.write_section(DOC, body)
     log(f"écrit : {DOC}")
     return 0
 
 
 def render(results: dict, scaling: dict, versions: dict, problems: list[str], premises: int,
-           started: datetime) -> str:
-    names = ["geo-service", "tipg", "pygeoapi", FLOOR]
+           started: datetime, loads_at_start: tuple[float, float, float]) -> str:
+    names = ["geo-service", servers.UNCACHED, "tipg", "pygeoapi", FLOOR]
     m = report.machine()
+    # The servers, PostgreSQL and wrk load the machine themselves (16 clients): only the load before the run
+    # tells whether something else was running.
+    quiet = loads_at_start[0] < 1.5
     lines = [
         f"Mesuré le {started:%Y-%m-%d} ({started:%H:%M} UTC) avec `{COMMAND}`.",
         "",
         f"Machine : {m['nproc']} processeurs ({m['cpu']}), {m['memory']} de mémoire, {m['system']} ; charge "
-        f"moyenne à la fin (1/5/15 min) : {m['load']}. **La machine était partagée** avec d'autres "
-        "développeurs qui lançaient leurs tests : les chiffres sont bruités, à lire comme des ordres de grandeur.",
+        f"moyenne (1/5/15 min) au début : {' / '.join(f'{v:.2f}' for v in loads_at_start)}, à la fin : "
+        f"{m['load']}. " + (
+            "Rien d'autre ne tournait que les serveurs, PostgreSQL et wrk (qui se partagent les 2 cœurs)."
+            if quiet else "**La machine était partagée** avec d'autres travaux : les chiffres sont bruités, à lire "
+            "comme des ordres de grandeur."),
         "",
         "Versions : " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
         "",
@@ -206,11 +214,19 @@ def render(results: dict, scaling: dict, versions: dict, problems: list[str], pr
         "",
         "Cas : `items_bbox` = locaux dans une boîte aléatoire d'environ 1,6 × 1,7 km centrée sur un local, "
         "`limit=100` ; `feature` = un local par identifiant ; `cql2_filter` = `etat = '…' AND code_insee = '…'` "
-        "(CQL2 texte), `limit=100` ; `tile_zN` = une tuile du zoom N contenant des locaux.",
+        "(CQL2 texte), `limit=100` ; `tile_zN` = une tuile du zoom N contenant des locaux, tirée au hasard (la "
+        "liste, de quelques centaines de tuiles, est reprise en boucle : « geo-service sans cache » est le même "
+        "service, cache de tuiles coupé, où chaque tuile est calculée comme si aucune ne se répétait) ; "
+        f"`trace_zN` = les tuiles du zoom N d'un parcours de carte : {workload.TRACE_SESSIONS} habitants ouvrent la "
+        "carte autour de chez eux (un local au hasard), au zoom 12, la déplacent deux fois d'une demi-carte, "
+        "zooment à 13, la déplacent, zooment à 14, la déplacent deux fois ; fenêtre de 1 280 × 720 pixels, "
+        "chaque habitant ne demande que les tuiles qu'il n'a pas encore vues, et les tuiles se répètent d'un "
+        "habitant à l'autre comme dans le trafic réel de la carte.",
         "",
         *report.results_table(results, names),
         "",
-        "Objectifs (débit de ce service rapporté à celui de tipg et au plancher SQL) :",
+        "Objectifs de l'issue 14 : débit ≥ 2 × celui de tipg (≥ 3 × sur le parcours de carte), p99 ≤ celui de "
+        "tipg, et pour les boîtes ≥ 0,5 × le plancher SQL :",
         "",
         *report.targets_table(results),
         "",
@@ -247,8 +263,12 @@ def render(results: dict, scaling: dict, versions: dict, problems: list[str], pr
         lines += ["", "Réponses anormales vues avant la mesure :", "", *[f"- {p}" for p in problems]]
     if scaling:
         lines += ["", "### Passage à l'échelle d'une requête par boîte (`items_bbox`)", "",
-                  "Base `geo_service_bench_scale` : uniquement des locaux synthétiques répartis uniformément sur "
-                  "le Lot, 10^4, 10^5 puis 10^6 ; mêmes boîtes de 1,6 × 1,7 km, `limit=100`.", "",
+                  "Base `geo_service_bench_scale` : uniquement des locaux synthétiques, 10^5, 10^6 puis 10^7, "
+                  "répartis uniformément à densité constante : 10^5 sur l'emprise du Lot "
+                  f"{bench_db.LOT_BOX}, davantage sur une emprise d'autant plus grande centrée sur le Lot (10^7 : "
+                  f"{bench_db.synthetic_box(10**7)}, à peu près la France métropolitaine) — une table nationale est "
+                  "plus grande, pas plus dense. Mêmes boîtes de 1,6 × 1,7 km autour de locaux tirés au hasard, "
+                  "`limit=100`.", "",
                   *report.results_table(scaling, names)]
     return "\n".join(lines)
 

@@ -26,7 +26,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 VENVS = BENCH_DIR / ".venvs"
 PROJECT = BENCH_DIR.parent
 WORKERS = 2
-PORTS = {"geo-service": 18081, "tipg": 18082, "pygeoapi": 18083}
+PORTS = {"geo-service": 18081, "tipg": 18082, "pygeoapi": 18083, "geo-service sans cache": 18084}
+UNCACHED = "geo-service sans cache"
 REQUIREMENTS = {
     "tipg": ["tipg", "uvicorn[standard]"],
     # pygeoapi's PostgreSQL providers need psycopg2 and GeoAlchemy2; its ASGI app needs Starlette.
@@ -113,10 +114,15 @@ def _poll(running: Running, probe: str, timeout: float) -> None:
     raise RuntimeError(f"{running.server.name} ne répond pas sur {running.url}{probe}")
 
 
-def ours(database_url: str, workdir: Path) -> Running:
-    server = Server("geo-service", PORTS["geo-service"], "/ogc/collections/premises/items",
-                    lambda z, x, y: f"/tiles/premises/{z}/{x}/{y}.mvt", {})
+def ours(database_url: str, workdir: Path, *, tile_cache: bool = True) -> Running:
+    """This service; without its tile cache (``tile_cache=False``) it only runs the random tile cases, where
+    every tile is then rendered, as it would be if no two requests asked for the same tile."""
+    name = "geo-service" if tile_cache else UNCACHED
+    server = Server(name, PORTS[name], "/ogc/collections/premises/items",
+                    lambda z, x, y: f"/tiles/premises/{z}/{x}/{y}.mvt", {}, () if tile_cache else ("tile_z",))
     env = {"GEO_SERVICE_DATABASE_URL": database_url, "GEO_SERVICE_MODE": "development"}
+    if not tile_cache:
+        env["GEO_SERVICE_TILES__CACHE_MB"] = "0"
     # As `geo-service serve` runs it: on jemalloc when Debian's is installed (cli/app.py). HTTP stays uvicorn's
     # httptools, as for tipg and pygeoapi (the cost of h11, the default for QGIS, is measured apart).
     library = next((path for path in JEMALLOC_PATHS if Path(path).exists()), None)
@@ -124,7 +130,7 @@ def ours(database_url: str, workdir: Path) -> Running:
         env |= {"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_CONF}
     process = _uvicorn(PROJECT / ".venv" / "bin" / "python",
                        ["geo_service.main:app_from_environment", "--factory"], server.port, env,
-                       workdir / "geo-service.log")
+                       workdir / f"{name}.log".replace(" ", "-"))
     running = Running(server, process)
     _wait_ready(running, "/ogc/collections/premises")
     return running
