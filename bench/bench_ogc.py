@@ -118,7 +118,10 @@ def stop_all(running: list[servers.Running]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-scaling", action="store_true", help="sans la mesure 10^5…10^7 locaux")
+    parser.add_argument("--only", default="", help="ces cas seulement (séparés par des virgules), sans le plancher "
+                        "ni l'échelle, affichés sans écrire docs/benchmarks.md : pour comparer deux versions du code")
     args = parser.parse_args(argv)
+    only = tuple(c for c in args.only.split(",") if c)
     started = datetime.now(UTC)
     loads_at_start = os.getloadavg()
     password = bench_db.new_password()
@@ -140,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         problems = [p for r in running for p in check(r, r.server.cases(sample))]
         for p in problems:
             log(f"ATTENTION {p}")
-        results = drive(running, sample, workdir)
+        results = drive(running, sample, workdir, only or None)
         stop_all(running)
         running = []
+        if only:
+            return 0
         for case, r in floor(pythons["tipg"], db, floor_cases, workdir).items():
             results[case][FLOOR] = r
         scaling: dict[str, dict[str, dict]] = {}

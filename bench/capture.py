@@ -66,6 +66,10 @@ def _items(conn: Connection, coll: Collection, settings: Settings, pairs: list[t
                                 max_limit=settings.api.ogc_max_limit)
     if q.reusable:  # run on the driver connection, out of SQLAlchemy's sight: ask for its SQL
         return [to_asyncpg(*ogc_items.page_statement(coll, q, True, conn.dialect))]
+    # A filter's first page (counted; the next pages of the same filter reuse the count).
+    filtered = ogc_items.filtered_statement(coll, q, conn.dialect, counted=True)
+    if filtered is not None:
+        return [to_asyncpg(*filtered)]
     return [_first_statement(conn, lambda c: ogc_items.read_page(c, coll, q, with_state=True))]
 
 

@@ -149,7 +149,7 @@ class ApiSettings(BaseModel):
     filter_max_terms: int = Field(default=100, ge=2)
     # Where whole-layer exports are kept, rebuilt when their layer changes (default: the system's temp folder).
     export_dir: Path | None = None
-    # Threads per process for /api/nearby and /api/geocode (their own small pool, api/resident_api.py).
+    # Threads per process for the public hot path: /api/nearby, /api/geocode, OGC API pages and features.
     hot_path_threads: int = Field(default=2, ge=1, le=64)
     # How long a Python thread holds the GIL before another waiting one may take it (ms; Python's default: 5).
     gil_switch_ms: float = Field(default=5.0, gt=0, le=100)

@@ -2,7 +2,8 @@
 
 A feature is read with its version in one statement on the read engine; a page whose only conditions are
 visibility and a bbox runs a statement compiled once per shape, with ``numberMatched`` and the layer's
-state in the same statement; the standard ``/items`` parameters are documented, not parsed, by FastAPI.
+state in the same statement; a filtered page runs the text compiled once per filter; a feature's GeoJSON is
+PostGIS's, links added; the standard ``/items`` parameters are documented, not parsed, by FastAPI.
 Each test holds one of these to what the general path (filters through SQLAlchemy, state read first) gives.
 """
 
@@ -179,3 +180,47 @@ def test_premises_page_and_feature_hide_nothing_they_showed_before(ogc_client: T
     assert page["features"] and all(set(f["properties"]) == public for f in page["features"])
     feature = ogc_client.get(f"{PREMISES}/{ogc_fx.ids['premise_0']}").json()
     assert set(feature["properties"]) == public
+
+
+def test_filtered_pages_are_compiled_once_per_filter_and_take_each_request_s_values(
+        ogc_client: TestClient, ogc_fx: OgcFixtures):
+    """Two filters of one shape, asked in turn, each give their own features; a page of one is the same
+    whether its statement was just compiled or kept; the page and offset stay bound apart."""
+    def page(**params: str) -> dict:
+        return comparable(ogc_client.get(ITEMS, params=params))
+
+    kept = ogc_client.app.state.caches.filtered_statements
+    installed = {ogc_fx.ids["wifi_cahors_mairie"], ogc_fx.ids["wifi_cahors_eglise"]}
+    for _ in range(2):
+        first = page(filter="statut = 'installee' AND code_insee = '46042'")
+        assert {f["id"] for f in first["features"]} == installed and first["numberMatched"] == 2
+        other = page(filter="statut = 'programmee' AND code_insee = '46102'")
+        assert [f["id"] for f in other["features"]] == [ogc_fx.ids["wifi_figeac"]] and other["numberMatched"] == 1
+        assert page(statut="hors service")["features"][0]["id"] == ogc_fx.ids["wifi_gourdon"]
+    assert len(kept) >= 3
+    whole = page(filter="statut = 'installee'", sortby="lieu")
+    assert [f["properties"]["lieu"] for f in whole["features"]] == ["Mairie de Cahors", "Place de l'église"]
+    second = page(filter="statut = 'installee'", sortby="lieu", limit="1", offset="1")
+    assert second["features"] == whole["features"][1:] and second["numberMatched"] == 2
+    assert {f["id"] for f in page(filter="statut = 'installee' AND rayon_m > 60")["features"]} == \
+        {ogc_fx.ids["wifi_cahors_mairie"]}
+    # A boolean's value is converted by SQLAlchemy at execution: such a filter is run through it, same answers.
+    for _ in range(2):
+        assert {f["id"] for f in page(filter="statut = 'installee' AND demo = false")["features"]} == installed
+        assert page(filter="statut = 'installee' AND demo = true")["features"] == []
+
+
+def test_a_feature_is_postgis_s_geojson_with_its_links(ogc_client: TestClient, ogc_fx: OgcFixtures):
+    """The JSON of a feature is PostGIS's text with the links added: the same members as its HTML page's
+    feature, and links to itself, its HTML page and its collection."""
+    fid = ogc_fx.ids["wifi_cahors_mairie"]
+    r = ogc_client.get(f"{ITEMS}/{fid}")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/geo+json"
+    feature = r.json()
+    assert feature["type"] == "Feature" and feature["id"] == fid
+    assert feature["properties"]["lieu"] == "Mairie de Cahors" and feature["geometry"]["type"] == "Point"
+    assert feature["geometry"]["coordinates"] == pytest.approx(list(CAHORS))
+    assert [(link["rel"], link["type"]) for link in feature["links"]] == [
+        ("self", "application/geo+json"), ("alternate", "text/html"), ("collection", "application/json")]
+    assert feature["links"][0]["href"].endswith(f"{ITEMS}/{fid}")
+    assert r.headers["content-crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"

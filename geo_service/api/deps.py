@@ -123,7 +123,7 @@ def export_dir_of(request: Request) -> Path:
 
 
 def hot_path_limiter(request: Request, threads: int) -> anyio.CapacityLimiter:
-    """The resident map's own small thread pool: one per event loop (a limiter belongs to the loop it was made
+    """The hot path's own small thread pool: one per event loop (a limiter belongs to the loop it was made
     in, and an app may outlive one, as in tests)."""
     state = request.app.state
     loop = asyncio.get_running_loop()
@@ -132,6 +132,18 @@ def hot_path_limiter(request: Request, threads: int) -> anyio.CapacityLimiter:
         limiter = anyio.CapacityLimiter(threads)
         state.hot_path_limiter = (loop, limiter)
     return limiter
+
+
+# The public hot path (the resident map's report and address search, OGC API pages and features) runs its
+# blocking work on at most this many threads per process: one computes while another waits for PostgreSQL.
+# Left to the shared pool (40 threads), 16 concurrent requests became 8 threads per worker taking the GIL from
+# each other and from the event loop: on 2 cores, ≈ 600 reports/s and a p99 of 70–190 ms, against ≈ 800–950
+# reports/s and 28–39 ms with 2 threads (docs/benchmarks.md). How many: ``settings.api.hot_path_threads``.
+async def in_hot_path(request: Request, work: Callable[..., T], *args: object) -> T:
+    """``work(*args)`` on a thread of the hot path's own small pool, in one hop (handlers that call it are
+    ``async``: a sync handler costs one hop for itself and one per sync dependency)."""
+    threads = request.app.state.settings.api.hot_path_threads
+    return await anyio.to_thread.run_sync(work, *args, limiter=hot_path_limiter(request, threads))
 
 
 def read_only(request: Request, work: Callable[[Connection], T]) -> T:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic_core import to_json
 
-from geo_service.api.deps import caches_of, hot_path_limiter, read_only, settings_of
+from geo_service.api.deps import caches_of, in_hot_path, read_only, settings_of
 from geo_service.api.resident_models import GeocodeResponse, NearbyReport
 from geo_service.errors import InvalidParameter
 from geo_service.services.resident import geocoder
@@ -34,19 +32,6 @@ def json_response(body: Any, max_age: int) -> Response:
                     headers={"Cache-Control": f"public, max-age={max_age}"})
 
 
-# The hot path's blocking work runs on at most this many threads per process: one computes while another waits
-# for PostgreSQL. Left to the shared pool (40 threads), 16 concurrent requests became 8 threads per worker taking
-# the GIL from each other and from the event loop: on 2 cores, ≈ 600 reports/s and a p99 of 70–190 ms, against
-# ≈ 800–950 reports/s and 28–39 ms with 2 threads (docs/benchmarks.md). Other routes keep the shared pool.
-# How many: ``settings.api.hot_path_threads``.
-
-
-async def _in_thread(request: Request, work: Callable[..., Response], *args: Any) -> Response:
-    """``work(*args)`` on a thread of the hot path's own small pool (``deps.hot_path_limiter``)."""
-    threads = settings_of(request).api.hot_path_threads
-    return await anyio.to_thread.run_sync(work, *args, limiter=hot_path_limiter(request, threads))
-
-
 def _report(request: Request, lon: float | None, lat: float | None, address: str | None) -> Response:
     settings, caches = settings_of(request), caches_of(request)
     territory = settings.territory
@@ -65,7 +50,7 @@ def _geocode(request: Request, q: str | None, limit: int) -> Response:
 
 
 # These two handlers are the hot path of the resident map (one call per keystroke, per click): they are
-# `async` and run their blocking work in one thread hop (``_in_thread``), instead of one hop per sync dependency
+# `async` and run their blocking work in one thread hop (``deps.in_hot_path``), instead of one hop per sync dependency
 # (settings, registry, connection) and one for the handler — a third of a report's time under load.
 @router.get("/api/nearby", response_model=NearbyReport,
             summary="Rapport « près de chez vous » pour un point ou une adresse",
@@ -87,7 +72,7 @@ async def nearby_report(request: Request,
     elif lon is None or lat is None:
         missing = "lat" if lon is not None else "lon"
         raise InvalidParameter("Indiquez lon et lat (degrés WGS84), ou address.", parameter=missing)
-    return await _in_thread(request, _report, request, lon, lat, address)
+    return await in_hot_path(request, _report, request, lon, lat, address)
 
 
 @router.get("/api/geocode", response_model=GeocodeResponse, summary="Recherche d'adresse ou de commune",
@@ -100,4 +85,4 @@ async def geocode(request: Request,
     """Adresses (numéro et voie), voies et communes du territoire, les plus pertinentes d'abord ; insensible
     aux accents, à la casse, aux abréviations (av, st, bd, rte, chem, imp, pl…) et aux petites fautes."""
     geocoder.check_query(q)
-    return await _in_thread(request, _geocode, request, q, limit)
+    return await in_hot_path(request, _geocode, request, q, limit)

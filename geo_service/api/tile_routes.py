@@ -62,39 +62,62 @@ def _json(request: Request, settings: Settings, doc: dict, media_type: str = ogc
 
 async def _tile(request: Request, settings: Settings, engine: Engine, collections: list[Collection],
                 address: vector_tiles.TileAddress, reader: Reader) -> Response:
-    # The handlers are async and the database work one trip to the thread pool: a sync handler with a
+    # A revalidation or a tile already in memory is answered here, on the event loop: no thread, no statement.
+    # Otherwise the handlers are async and the database work one trip to the thread pool: a sync handler with a
     # connection dependency costs three trips, a measurable share of a small tile (docs/benchmarks.md).
-    return await run_in_threadpool(_tile_response, request, settings, engine, collections, address, reader)
-
-
-def _tile_response(request: Request, settings: Settings, engine: Engine, collections: list[Collection],
-                   address: vector_tiles.TileAddress, reader: Reader) -> Response:
-    caches = caches_of(request)
-    ids = [c.id for c in collections]
-    # The layers' versions from memory while the listener is live (services/publish/layer_versions.py): then a
-    # revalidation or a tile already rendered costs no statement at all. Public tiles only: an editor must see
-    # the tile of the edit just saved, before its notification reaches this process.
-    versions = layer_versions_of(request) if reader.is_public else None
-    known = versions.current(ids) if versions is not None else None
-    missed = None  # the ETag already looked up in vain (counted once in the cache's misses)
+    known = _known_versions(request, collections, reader)
     if known is not None:
         etag, changed = _validators(settings, known, address, reader)
         headers = cache_headers(settings, etag, changed, vary=None)
         if not_modified(request, etag, changed):
             return Response(status_code=304, headers=headers)
-        data = caches.tiles.get(etag)
+        data = caches_of(request).tiles.in_memory(etag)
         if data is not None:
             return _tile_answer(data, headers)
-        missed = etag
-    # A tile to render: the versions are read on the connection that renders it, so that the tile is stored under
-    # the state it was drawn from — a read replica may not have replayed yet what the primary notified.
+    return await run_in_threadpool(_tile_response, request, settings, engine, collections, address, reader, known)
+
+
+def _known_versions(request: Request, collections: list[Collection], reader: Reader
+                    ) -> dict[str, layer_state.LayerState] | None:
+    """The layers' versions from memory while the listener is live (services/publish/layer_versions.py): then a
+    revalidation or a tile already rendered costs no statement at all. Public tiles only: an editor must see
+    the tile of the edit just saved, before its notification reaches this process."""
+    versions = layer_versions_of(request) if reader.is_public else None
+    return versions.current([c.id for c in collections]) if versions is not None else None
+
+
+def _tile_response(request: Request, settings: Settings, engine: Engine, collections: list[Collection],
+                   address: vector_tiles.TileAddress, reader: Reader,
+                   known: dict[str, layer_state.LayerState] | None) -> Response:
+    caches = caches_of(request)
+    if known is not None:
+        # Public, the versions live in memory, and the tile is not in memory under them: maybe in the cache's
+        # folder, else drawn — with its layers' states read in its own statement, on the connection that draws
+        # it, so that it is stored under the state it was drawn from (a read replica may not have replayed yet
+        # what the primary notified). A single statement: no transaction around it.
+        etag, changed = _validators(settings, known, address, reader)
+        data = caches.tiles.get(etag)
+        if data is not None:
+            return _tile_answer(data, cache_headers(settings, etag, changed, vary=None))
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            data, states = vector_tiles.render_with_states(conn, collections, address, settings.tiles)
+        etag, changed = _validators(settings, states, address, reader)
+        caches.tiles.put(etag, data)
+        headers = cache_headers(settings, etag, changed, vary=None)
+        if not_modified(request, etag, changed):
+            return Response(status_code=304, headers=headers)
+        return _tile_answer(data, headers)
+    # An editor's tile, or no live versions: the states first, so that a current copy (304) or a tile already
+    # drawn costs no drawing.
     with engine.connect() as conn:
-        etag, changed = _validators(settings, layer_state.states(conn, ids), address, reader)
+        etag, changed = _validators(settings, layer_state.states(conn, [c.id for c in collections]), address,
+                                    reader)
         headers = cache_headers(settings, etag, changed, vary=None)
         if not_modified(request, etag, changed):
             return Response(status_code=304, headers=headers)
         # Same ETag, same bytes: a tile asked again while its layers are unchanged is not rendered again.
-        data = None if etag == missed else caches.tiles.get(etag)
+        data = caches.tiles.get(etag)
         if data is None:
             data = vector_tiles.render(conn, collections, address, settings.tiles)
             caches.tiles.put(etag, data)

@@ -104,6 +104,9 @@ class AppCaches:
         self.report_statement = BoundedCache(1)
         # CQL2 filters as SQL conditions by (table, reader, language, text, CRS, limits): pure of the key.
         self.filters = BoundedCache(1024)
+        # Filtered pages' SQL text and constant values (a few kB, not the compiled object) by (table, reader,
+        # filter parameters, fields, CRS, sort, counted or not): pure of the key.
+        self.filtered_statements = BoundedCache(2048)
         # numberMatched of a filtered page by (table, reader, filter parameters): while its layer is unchanged.
         self.matched = VersionedCache(4096)
         # Spatial and temporal extents of a collection: reused while its layer is unchanged.

@@ -35,6 +35,16 @@ class TileCache:
         self._directory_bytes: int | None = None  # measured on the first write
         self.hits = self.misses = 0
 
+    def in_memory(self, etag: str) -> bytes | None:
+        """The tile if it is in memory (a hit), else ``None`` without counting a miss: the caller then asks
+        ``get``, which also looks in the folder and counts."""
+        with self._lock:
+            found = self._entries.get(etag)
+            if found is not None:
+                self._entries.move_to_end(etag)
+                self.hits += 1
+            return found
+
     def get(self, etag: str) -> bytes | None:
         with self._lock:
             found = self._entries.get(etag)

@@ -483,12 +483,22 @@ def _filtered_page(conn: Connection, collection: Collection, query: ItemsQuery, 
     """
     key = (collection.table.name, collection.reader, query.match_key)
     known = collection.caches.matched.peek(key)
+    statement = filtered_statement(collection, query, conn.dialect, counted=known is None)
     try:
-        row = conn.execute(_page_select(collection, query, query.conditions, query.limit, query.offset,
-                                        literal(collection.id, Text), counted=known is None)).one()
+        if statement is None:
+            row = conn.execute(_page_select(collection, query, query.conditions, query.limit, query.offset,
+                                            literal(collection.id, Text), counted=known is None)).one()
+        else:
+            # Prepared once psycopg has seen it a few times (its default), as SQLAlchemy's statements are: one
+            # text per filter shape, the filter's values bound, and planning the page costs more than running it.
+            row = conn.connection.driver_connection.execute(*statement).fetchone()
     except DBAPIError as exc:
         if _bad_input(exc.orig):
             raise _refused(exc.orig) from None
+        raise
+    except psycopg.Error as exc:
+        if _bad_input(exc):
+            raise _refused(exc) from None
         raise
     state = LayerState() if row[3] is None else LayerState(int(row[3]), row[4])
     if known is not None and known[0] == state and state.version:
@@ -497,6 +507,33 @@ def _filtered_page(conn: Connection, collection: Collection, query: ItemsQuery, 
         matched = int(row[0]) if known is None else count_matched(conn, collection, query)
         collection.caches.matched.put(key, state, matched)
     return Page(matched, int(row[1]), row[2], state if with_state else None)
+
+
+def filtered_statement(collection: Collection, query: ItemsQuery, dialect: Dialect, *, counted: bool
+                        ) -> tuple[str, dict] | None:
+    """SQL text and values of a filtered page, compiled once per filter (the same conditions come from
+    ``AppCaches.filters``), sort, fields and CRS, the page bound apart; ``None`` when the statement needs
+    SQLAlchemy at execution (values it expands or converts), which then compiles it through its own cache.
+
+    SQLAlchemy's cache key of a page statement (a json_build_object of every property, the filter) cost as
+    much CPU as the rest of the request: the compiled text is kept instead, run on the driver connection.
+    """
+    key = (collection.table.name, collection.reader, query.match_key, tuple(p.name for p in query.properties),
+           query.crs, query.skip_geometry, query.sort, counted, dialect.name)
+    cache = collection.caches.filtered_statements
+    entry = cache.get(key)
+    if entry is None:
+        compiled = _page_select(collection, query, query.conditions, bindparam("page_limit", type_=Integer),
+                                bindparam("page_offset", type_=Integer), bindparam("layer_id", type_=Text),
+                                counted=counted).compile(dialect=dialect)
+        constants = {name: bind.value for bind, name in compiled.bind_names.items() if not bind.required}
+        # No public name for either: values SQLAlchemy expands (IN lists) or converts at execution.
+        plain = not compiled.post_compile_params and not compiled._bind_processors  # noqa: SLF001
+        entry = cache.put(key, (compiled.string, constants) if plain else (None, None))
+    sql, constants = entry
+    if sql is None:
+        return None
+    return sql, {**constants, "page_limit": query.limit, "page_offset": query.offset, "layer_id": collection.id}
 
 
 def feature_collection(page: Page, members: dict) -> str:
@@ -524,6 +561,13 @@ def feature_statement(collection: Collection, fid: int, crs: Crs, dialect: Diale
 def read_feature(conn: Connection, collection: Collection, feature_id: str, crs: Crs) -> tuple[dict, int | None]:
     """One visible feature by id, as a GeoJSON dict, with its version when it is a published feature of an
     editable layer (else ``None``), in one statement; an unknown, hidden or malformed id is a 404."""
+    text, version = read_feature_text(conn, collection, feature_id, crs)
+    return json.loads(text), version
+
+
+def read_feature_text(conn: Connection, collection: Collection, feature_id: str, crs: Crs
+                      ) -> tuple[str, int | None]:
+    """``read_feature``, the feature as PostGIS wrote its GeoJSON (an object's text)."""
     if not feature_id.isdigit() or len(feature_id) > 18:
         raise NotFound(f"Aucune entité « {feature_id} » dans « {collection.id} »")
     sql, values = feature_statement(collection, int(feature_id), crs, conn.dialect)
@@ -534,7 +578,7 @@ def read_feature(conn: Connection, collection: Collection, feature_id: str, crs:
     row = raw.execute(sql, values, prepare=raw.autocommit or None).fetchone()
     if row is None:
         raise NotFound(f"Aucune entité « {feature_id} » dans « {collection.id} »")
-    return json.loads(row[0]), None if row[1] is None else int(row[1])
+    return row[0], None if row[1] is None else int(row[1])
 
 
 def fetch_feature(conn: Connection, collection: Collection, feature_id: str, crs: Crs) -> dict:

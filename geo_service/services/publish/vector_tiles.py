@@ -24,9 +24,12 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    column,
     func,
     literal,
+    or_,
     select,
+    table,
     true,
 )
 from sqlalchemy.engine import Dialect
@@ -34,6 +37,7 @@ from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.elements import ColumnElement
 
 from geo_service.errors import InvalidParameter, NotFound
+from geo_service.services.publish import layer_state
 from geo_service.services.publish.feature_reader import Collection, Prop
 from geo_service.settings import TileSettings
 
@@ -214,9 +218,9 @@ def tile_params(collection: Collection, address: TileAddress, settings: TileSett
 
 
 def _compiled(collections: Sequence[Collection], thin: tuple[bool, ...], settings: TileSettings,
-              dialect: Dialect) -> Compiled:
+              dialect: Dialect, with_states: bool = False) -> Compiled:
     key = (tuple((c.table, repr(c.reader), tuple(c.props)) for c in collections), thin,
-           settings.extent, settings.buffer, dialect.name)
+           settings.extent, settings.buffer, dialect.name, with_states)
     # Built and compiled once (see layer_tile), kept in the application's caches.
     cache = collections[0].caches.tile_statements
     compiled = cache.get(key)
@@ -225,17 +229,29 @@ def _compiled(collections: Sequence[Collection], thin: tuple[bool, ...], setting
         tile = parts[0]
         for part in parts[1:]:
             tile = tile.op("||")(part)
-        compiled = cache.put(key, select(tile).compile(dialect=dialect))
+        columns = [tile, *_states_columns([c.id for c in collections])] if with_states else [tile]
+        compiled = cache.put(key, select(*columns).compile(dialect=dialect))
     return compiled
 
 
+def _states_columns(layer_ids: list[str]) -> list[ColumnElement]:
+    """The layers' ids, versions and change times from ``layer_changes`` (three arrays in one order), read in the
+    tile's own statement: the same snapshot as the tile, and no round trip of its own."""
+    changes = table(layer_state.TABLE, column("layer_id"), column("version"), column("changed_at"))
+    named = or_(*(changes.c.layer_id == literal(layer_id, Text) for layer_id in layer_ids))
+    return [func.array(select(changes.c[name]).where(named).order_by(changes.c.layer_id).scalar_subquery())
+            for name in ("layer_id", "version", "changed_at")]
+
+
 def tile_query(collections: Sequence[Collection], address: TileAddress, settings: TileSettings,
-               dialect: Dialect) -> tuple[str, dict]:
-    """The SQL text and parameters of a tile: one statement, whatever the number of collections.
+               dialect: Dialect, with_states: bool = False) -> tuple[str, dict]:
+    """The SQL text and parameters of a tile: one statement, whatever the number of collections (and, when
+    ``with_states``, the layers' states as three more columns).
 
     PostGIS concatenates the collections' layers (an MVT is a list of layers).
     """
-    compiled = _compiled(collections, tuple(thinned(c, address) for c in collections), settings, dialect)
+    compiled = _compiled(collections, tuple(thinned(c, address) for c in collections), settings, dialect,
+                         with_states)
     values: dict[str, float] = {}
     for collection in collections:
         values.update(tile_params(collection, address, settings))
@@ -254,3 +270,13 @@ def render(conn: Connection, collections: Sequence[Collection], address: TileAdd
     sql, params = tile_query(collections, address, settings, conn.dialect)
     row = conn.connection.driver_connection.execute(sql, params, binary=True).fetchone()
     return bytes(row[0] or b"") if row else b""
+
+
+def render_with_states(conn: Connection, collections: Sequence[Collection], address: TileAddress,
+                       settings: TileSettings) -> tuple[bytes, dict[str, layer_state.LayerState]]:
+    """``render``, and the state of each collection's layer read in the same statement (one snapshot): what the
+    tile's ETag is made of when the tile has to be drawn anyway."""
+    sql, params = tile_query(collections, address, settings, conn.dialect, with_states=True)
+    data, ids, versions, changed = conn.connection.driver_connection.execute(sql, params, binary=True).fetchone()
+    found = {i: layer_state.LayerState(int(v), c) for i, v, c in zip(ids, versions, changed, strict=True)}
+    return bytes(data or b""), {c.id: found.get(c.id, layer_state.LayerState()) for c in collections}
