@@ -248,21 +248,20 @@ def render(results: dict, scaling: dict, versions: dict, problems: list[str], pr
         "",
         "Lecture. Le plancher SQL n'a ni HTTP, ni sérialisation, ni compression, ni pile web Python : pour "
         "une entité par identifiant (une lecture par clé primaire), il mesure surtout la vitesse d'asyncpg, "
-        "et aucun des trois serveurs n'en approche. Ce qui a été changé dans ce service après une première "
-        "mesure (profil py-spy et cProfile) : ETag et Last-Modified lus dans `layer_changes` (une ligne tenue "
-        "par un déclencheur) au lieu de `count(*)`/`max()` sur toute la table (≈70 ms sur 130 000 locaux) ; "
-        "étendues des collections gardées tant que la couche ne change pas ; gzip au niveau 6 au lieu de 9 "
-        "(même taille, 5 fois moins de calcul) ; expressions SQL des entités et des tuiles construites une "
-        "fois puis réutilisées avec des paramètres liés ; une page d'au plus 1 000 entités lue en une requête "
-        "sur la connexion du gestionnaire (plus de curseur serveur ni de seconde connexion) ; dépendances "
-        "sans entrée-sortie en `async` et tuiles servies en un seul passage par le pool de threads. Puis "
-        "(second profil, yappi et py-spy par fil) : une seule instruction par page (comptage, page jointe en "
-        "un texte par PostGIS, état de la couche) et par entité (avec sa version), compilées une fois par forme "
-        "et exécutées sur le moteur de lecture ; collections gardées par lecteur ; dépendances résolues sans "
-        "passage par le pool de threads ; routes de l'OGC API essayées juste après celles du rapport — CPU par "
-        "requête divisé par 2,2 à 2,4 (entité ≈ 1,2 ms, page ≈ 2,8 ms). Reste derrière tipg le filtre CQL2 : "
-        "l'analyse du texte (Lark) et la construction de l'expression SQLAlchemy se refont à chaque requête "
-        "(≈ 1 ms de CPU), pistes : garder l'instruction compilée par forme de filtre, valeurs liées à part.",
+        "et aucun des trois serveurs n'en approche. Ce qui a été changé dans ce service, mesure après mesure "
+        "(profils py-spy, cProfile et yappi) : ETag et Last-Modified lus dans `layer_changes` (une ligne tenue "
+        "par un déclencheur) au lieu de `count(*)`/`max()` sur la table ; gzip au niveau 6 ; une seule instruction "
+        "par page (comptage, page jointe en un texte par PostGIS, état de la couche) et par entité (avec sa "
+        "version), compilées une fois par forme et exécutées sur la connexion du pilote ; dépendances résolues sans "
+        "passage par le pool de threads. Pour l'issue 14 : `numberMatched` d'un filtre compté une fois par "
+        "version de la couche ; une page filtrée (CQL2 ou propriété) compilée une fois par filtre, valeurs liées, "
+        "préparée par psycopg (un texte par forme de filtre) ; pages et entités de l'OGC API sur les deux fils "
+        "du chemin chaud, comme `/api/nearby`, au lieu du pool partagé de 40 fils (16 clients faisaient 8 fils "
+        "par processus qui se disputaient le GIL) ; une entité est le GeoJSON écrit par PostGIS, liens ajoutés, "
+        "sans être relu ni réécrit en Python ; une tuile déjà rendue est servie sur la boucle d'événements, sans "
+        "fil ni instruction (versions des couches tenues en mémoire par LISTEN/NOTIFY) ; une tuile à dessiner lit "
+        "l'état de ses couches dans sa propre instruction, hors transaction ; le ramasse-miettes ne parcourt plus "
+        "les objets du démarrage (`gc.freeze()`).",
     ]
     if problems:
         lines += ["", "Réponses anormales vues avant la mesure :", "", *[f"- {p}" for p in problems]]
