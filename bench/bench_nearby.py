@@ -31,6 +31,7 @@ from pathlib import Path
 import shapely
 from sqlalchemy import Engine, text
 
+from geo_service.cli.app import JEMALLOC_CONF, JEMALLOC_PATHS
 from geo_service.cluster import PrivateCluster, create_database
 from geo_service.db import make_engine, migrate
 from geo_service.layers import LayerRegistry
@@ -274,6 +275,11 @@ def start_server(settings: Settings, workers: int, log_file: Path) -> tuple[Serv
                "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
                "--log-level", "warning"]
     env = {**os.environ, "GEO_SERVICE_DATABASE_URL": settings.database_url or ""}
+    # On jemalloc when Debian's is installed, as `geo-service serve` runs it (cli/app.py); HTTP is uvicorn's
+    # httptools, as in the measurement.
+    library = next((path for path in JEMALLOC_PATHS if Path(path).exists()), None)
+    if library:
+        env |= {"LD_PRELOAD": library, "MALLOC_CONF": JEMALLOC_CONF}
     process = subprocess.Popen(command, env=env, stdout=log_file.open("w"), stderr=subprocess.STDOUT,
                                start_new_session=True, cwd=PROJECT_ROOT)
     server = Server(process, f"http://127.0.0.1:{port}")
@@ -359,7 +365,8 @@ def markdown(args: argparse.Namespace, report: dict, geocode: dict, single: dict
 
 Rapport « près de chez vous » (`/api/nearby`) et recherche d'adresse (`/api/geocode`) sur le territoire de
 démonstration complet (graine 46 : 130 000 locaux, 344 sites mobiles, 282 bornes Wi-Fi…), base
-`{args.database}` du cluster privé, service sous uvicorn ({workers} processus) sur 127.0.0.1,
+`{args.database}` du cluster privé, service sous uvicorn ({workers} processus, httptools, jemalloc comme le lance
+`geo-service serve`) sur 127.0.0.1,
 {args.connections} clients simultanés pendant {args.duration} s après {args.warmup} s de chauffe.
 Objectif : p99 du rapport < {TARGET_P99_MS:.0f} ms — **{verdict}** lors de cette mesure.
 

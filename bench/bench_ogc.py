@@ -273,8 +273,23 @@ def render(results: dict, scaling: dict, versions: dict, problems: list[str], pr
                   f"{bench_db.synthetic_box(10**7)}, à peu près la France métropolitaine) — une table nationale est "
                   "plus grande, pas plus dense. Mêmes boîtes de 1,6 × 1,7 km autour de locaux tirés au hasard, "
                   "`limit=100`.", "",
-                  *report.results_table(scaling, names)]
+                  *report.results_table(scaling, names), "", *scaling_summary(scaling)]
     return "\n".join(lines)
+
+
+def scaling_summary(scaling: dict[str, dict[str, dict]]) -> list[str]:
+    """The scaling targets: this service's throughput from the smallest table to the largest within 1.5×, and its
+    ratio to the floor (≥ 0.5 on these uniform boxes)."""
+    ours = [(label, by_server["geo-service"]["requests_per_s"], by_server.get(FLOOR, {}).get("requests_per_s"))
+            for label, by_server in scaling.items() if "geo-service" in by_server]
+    if len(ours) < 2:
+        return []
+    ratio = ours[-1][1] / ours[0][1]
+    floors = " ; ".join(f"{label.removeprefix('items_bbox').strip(' ,')} : {rps / floor:.2f}".replace(".", ",")
+                        for label, rps, floor in ours if floor)
+    return [f"Débit de geo-service, plus grande table rapportée à la plus petite : {ratio:.2f}".replace(".", ",")
+            + f" (cible : entre 0,67 et 1,5 — {'atteinte' if 1 / 1.5 <= ratio <= 1.5 else '**manquée**'}). "
+            f"Débit rapporté au plancher SQL (cible ≥ 0,5 sur ces boîtes uniformes) : {floors}."]
 
 
 if __name__ == "__main__":

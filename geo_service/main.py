@@ -6,7 +6,6 @@ The layer registry is validated and the connection pool opened once, in the life
 
 from __future__ import annotations
 
-import gc
 import logging
 import secrets
 import sys
@@ -90,15 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Made at the first export (services/publish/export_cache.py), so that an instance that exports nothing leaves
         # nothing in the temp folder.
         app.state.export_dir = settings.resolved_export_dir()
-        # What exists now (modules, the app, its routes and models: ≈190,000 objects) lives as long as the process:
-        # out of the cyclic collector's sight, a full collection no longer walks it. Measured over 9,000 OGC
-        # requests: one full collection of 161 ms (every client of the worker waiting) without, eleven of 10–19 ms
-        # with (docs/benchmarks.md).
-        gc.freeze()
         try:
             yield
         finally:
-            gc.unfreeze()  # back under the collector: another app of the same process (tests) may follow
             app.state.replicas.close()
             if app.state.layer_versions is not None:
                 app.state.layer_versions.stop()
