@@ -260,8 +260,7 @@ def render(results: dict, scaling: dict, versions: dict, problems: list[str], pr
         "par processus qui se disputaient le GIL) ; une entité est le GeoJSON écrit par PostGIS, liens ajoutés, "
         "sans être relu ni réécrit en Python ; une tuile déjà rendue est servie sur la boucle d'événements, sans "
         "fil ni instruction (versions des couches tenues en mémoire par LISTEN/NOTIFY) ; une tuile à dessiner lit "
-        "l'état de ses couches dans sa propre instruction, hors transaction ; le ramasse-miettes ne parcourt plus "
-        "les objets du démarrage (`gc.freeze()`).",
+        "l'état de ses couches dans sa propre instruction, hors transaction.",
     ]
     if problems:
         lines += ["", "Réponses anormales vues avant la mesure :", "", *[f"- {p}" for p in problems]]
