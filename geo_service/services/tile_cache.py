@@ -46,12 +46,9 @@ class TileCache:
             return found
 
     def get(self, etag: str) -> bytes | None:
-        with self._lock:
-            found = self._entries.get(etag)
-            if found is not None:
-                self._entries.move_to_end(etag)
-                self.hits += 1
-                return found
+        found = self.in_memory(etag)
+        if found is not None:
+            return found
         found = self._read_file(etag)
         if found is None:
             self.misses += 1
