@@ -66,15 +66,17 @@ async def _tile(request: Request, settings: Settings, engine: Engine, collection
     # Otherwise the handlers are async and the database work one trip to the thread pool: a sync handler with a
     # connection dependency costs three trips, a measurable share of a small tile (docs/benchmarks.md).
     known = _known_versions(request, collections, reader)
-    if known is not None:
-        etag, changed = _validators(settings, known, address, reader)
+    validators = None if known is None else _validators(settings, known, address, reader)
+    if validators is not None:
+        etag, changed = validators
         headers = cache_headers(settings, etag, changed, vary=None)
         if not_modified(request, etag, changed):
             return Response(status_code=304, headers=headers)
         data = caches_of(request).tiles.in_memory(etag)
         if data is not None:
             return _tile_answer(data, headers)
-    return await run_in_threadpool(_tile_response, request, settings, engine, collections, address, reader, known)
+    return await run_in_threadpool(_tile_response, request, settings, engine, collections, address, reader,
+                                   validators)
 
 
 def _known_versions(request: Request, collections: list[Collection], reader: Reader
@@ -88,14 +90,16 @@ def _known_versions(request: Request, collections: list[Collection], reader: Rea
 
 def _tile_response(request: Request, settings: Settings, engine: Engine, collections: list[Collection],
                    address: vector_tiles.TileAddress, reader: Reader,
-                   known: dict[str, layer_state.LayerState] | None) -> Response:
+                   validators: tuple[str, datetime | None] | None) -> Response:
+    """``validators``: the ETag and Last-Modified made of the versions in memory (``_tile`` found no tile under them in
+    memory), or ``None`` when they are not live or the reader is not the public."""
     caches = caches_of(request)
-    if known is not None:
+    if validators is not None:
         # Public, the versions live in memory, and the tile is not in memory under them: maybe in the cache's
         # folder, else drawn — with its layers' states read in its own statement, on the connection that draws
         # it, so that it is stored under the state it was drawn from (a read replica may not have replayed yet
         # what the primary notified). A single statement: no transaction around it.
-        etag, changed = _validators(settings, known, address, reader)
+        etag, changed = validators
         data = caches.tiles.get(etag)
         if data is not None:
             return _tile_answer(data, cache_headers(settings, etag, changed, vary=None))

@@ -492,13 +492,10 @@ def _filtered_page(conn: Connection, collection: Collection, query: ItemsQuery, 
             # Prepared once psycopg has seen it a few times (its default), as SQLAlchemy's statements are: one
             # text per filter shape, the filter's values bound, and planning the page costs more than running it.
             row = conn.connection.driver_connection.execute(*statement).fetchone()
-    except DBAPIError as exc:
-        if _bad_input(exc.orig):
-            raise _refused(exc.orig) from None
-        raise
-    except psycopg.Error as exc:
-        if _bad_input(exc):
-            raise _refused(exc) from None
+    except (DBAPIError, psycopg.Error) as exc:
+        driver_error = getattr(exc, "orig", exc)  # SQLAlchemy's wraps the driver's
+        if _bad_input(driver_error):
+            raise _refused(driver_error) from None
         raise
     state = LayerState() if row[3] is None else LayerState(int(row[3]), row[4])
     if known is not None and known[0] == state and state.version:
